@@ -340,7 +340,9 @@ if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 if tonumber(ARGV[4]) ~= 0 then
-  redis.call('HINCRBY', KEYS[4], ARGV[5], ARGV[4])
+  if redis.call('HINCRBY', KEYS[4], ARGV[5], ARGV[4]) <= 0 then
+    redis.call('HDEL', KEYS[4], ARGV[5])
+  end
 end
 if ARGV[6] == 'front' then
   redis.call('RPUSH', KEYS[3], ARGV[2])

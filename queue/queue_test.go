@@ -250,7 +250,7 @@ func TestTransitions(t *testing.T) {
 			return err
 		}, result{pending: 1, attempts: "1", nextAttempt: 2}},
 		{"release does not count", func(t *testing.T, q *Queue, d *Delivery) error { return q.Release(context.Background(), d) },
-			result{pending: 1, attempts: "0", nextAttempt: 1}},
+			result{pending: 1, attempts: "", nextAttempt: 1}},
 		{"nack after ack", func(t *testing.T, q *Queue, d *Delivery) error {
 			if err := q.Ack(context.Background(), d); err != nil {
 				t.Fatal(err)

@@ -127,7 +127,7 @@ func Retry(ctx context.Context, fn func() error) error {
 	wait := 100 * time.Millisecond
 	for {
 		err := fn()
-		if err == nil || permanent(err) {
+		if err == nil || IsPermanent(err) {
 			return err
 		}
 		jitter := time.Duration(rand.Int64N(int64(wait) / 2))
@@ -140,7 +140,8 @@ func Retry(ctx context.Context, fn func() error) error {
 	}
 }
 
-func permanent(err error) bool {
+// IsPermanent reports whether retrying cannot change err's outcome.
+func IsPermanent(err error) bool {
 	return errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrInvalidEvent) ||
 		errors.Is(err, ErrNoEvent) || errors.Is(err, ErrInvalidConfig)
 }

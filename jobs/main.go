@@ -1,0 +1,176 @@
+// Command jobs is the run-to-completion consumer: KEDA's ScaledJob starts one
+// Kubernetes Job per pending event, and each runs this program, which claims
+// one event (BRPOPLPUSH into the processing list), sleeps its "wait" seconds
+// while heartbeating the lease, acks it and exits 0.
+//
+// Exit codes: 0 when the event was processed, retried, released on SIGTERM,
+// dead-lettered, or when there was nothing to claim (KEDA may start a job for
+// an event another job already took); 1 when Redis stayed unreachable or the
+// configuration is invalid. Whatever happens, the event stays in Redis until
+// it is acked or dead-lettered; the publisher's reaper recovers it if this
+// process dies.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis-keda/redis-keda/internal/config"
+	"github.com/redis-keda/redis-keda/internal/logging"
+	"github.com/redis-keda/redis-keda/queue"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+var version = "dev" // set with -ldflags "-X main.version=..."
+
+type cfg struct {
+	Redis queue.RedisConfig
+	Queue queue.Config
+
+	// ClaimTimeout is how long to block waiting for an event.
+	ClaimTimeout time.Duration `env:"CLAIM_TIMEOUT" envDefault:"10s"`
+	// MaxEvents is how many events one process claims before exiting.
+	MaxEvents int `env:"MAX_EVENTS" envDefault:"1"`
+	// ShutdownTimeout bounds the requeue of the in-flight event on SIGTERM.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// RedisRetryTimeout is how long Redis may stay unreachable before the
+	// job gives up with exit code 1.
+	RedisRetryTimeout time.Duration `env:"REDIS_RETRY_TIMEOUT" envDefault:"60s"`
+	LogLevel          zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
+}
+
+func (c *cfg) Validate() error {
+	switch {
+	case c.ClaimTimeout < time.Second:
+		return errors.New("CLAIM_TIMEOUT must be at least 1s (BRPOPLPUSH blocks in whole seconds), such as 10s")
+	case c.MaxEvents < 1:
+		return fmt.Errorf("MAX_EVENTS=%d must be at least 1", c.MaxEvents)
+	case c.ShutdownTimeout <= 0:
+		return errors.New("SHUTDOWN_TIMEOUT must be positive, such as 10s")
+	case c.RedisRetryTimeout <= 0:
+		return errors.New("REDIS_RETRY_TIMEOUT must be positive, such as 60s")
+	}
+	return nil
+}
+
+func main() {
+	var c cfg
+	if err := config.Parse(&c); err != nil {
+		fmt.Fprintf(os.Stderr, "jobs: %v\n", err)
+		os.Exit(1)
+	}
+	log, err := logging.New("jobs", version, c.LogLevel)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "jobs: %v\n", err)
+		os.Exit(1)
+	}
+	defer func() { _ = log.Sync() }()
+	logging.RouteRedisLogs(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, log, c); err != nil {
+		log.Error("jobs failed", zap.Error(err))
+		_ = log.Sync()
+		stop()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *zap.Logger, c cfg) error {
+	rdb, err := c.Redis.NewClient()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	q, err := queue.New(rdb, c.Queue)
+	if err != nil {
+		return err
+	}
+	log.Debug("starting", zap.Stringer("redis", c.Redis), zap.String("queue", c.Queue.Name))
+
+	for n := 0; n < c.MaxEvents && ctx.Err() == nil; n++ {
+		d, err := claim(ctx, q, c)
+		switch {
+		case errors.Is(err, queue.ErrNoEvent):
+			log.Info("no event to claim", zap.Duration("waited", c.ClaimTimeout), zap.Int("processed", n))
+			return nil
+		case errors.Is(err, queue.ErrInvalidEvent):
+			var inv *queue.InvalidEventError
+			errors.As(err, &inv)
+			log.Error("invalid event dead-lettered; fix the producer",
+				zap.String("outcome", string(queue.Dead)), zap.String("reason", inv.Reason), zap.String("payload", inv.Payload))
+			continue
+		case err != nil && ctx.Err() != nil:
+			return nil // shutdown while waiting: nothing in flight
+		case err != nil:
+			return err
+		}
+
+		start := time.Now()
+		outcome, err := q.Work(ctx, d, sleep, queue.WorkOptions{
+			FinishTimeout:    c.ShutdownTimeout,
+			OnHeartbeatError: func(err error) { log.Warn("heartbeat failed; retrying", zap.String("id", d.Event.ID), zap.Error(err)) },
+		})
+		fields := []zap.Field{
+			zap.String("outcome", string(outcome)),
+			zap.String("id", d.Event.ID),
+			zap.Bool("id_assigned", d.IDAssigned),
+			zap.Float64("wait", d.Event.Wait.Seconds()),
+			zap.Int("attempt", d.Attempt),
+			zap.Duration("duration", time.Since(start)),
+		}
+		if !d.Event.PublishedAt.IsZero() {
+			fields = append(fields, zap.Duration("latency", d.ClaimedAt.Sub(d.Event.PublishedAt)))
+		}
+		switch {
+		case err != nil && errors.Is(err, queue.ErrLeaseLost):
+			log.Warn("event lease lost; another job will process it", append(fields, zap.Error(err))...)
+		case err != nil:
+			// Still in the processing list: the reaper will recover it.
+			return fmt.Errorf("finish event %s (%s): %w", d.Event.ID, outcome, err)
+		case outcome == queue.Released:
+			log.Info("shutting down; event requeued", fields...)
+			return nil
+		default:
+			log.Info("event "+string(outcome), fields...)
+		}
+	}
+	return nil
+}
+
+// claim waits for one event, retrying Redis errors with backoff for at most
+// RedisRetryTimeout.
+func claim(ctx context.Context, q *queue.Queue, c cfg) (*queue.Delivery, error) {
+	rctx, cancel := context.WithTimeout(ctx, c.RedisRetryTimeout)
+	defer cancel()
+	var d *queue.Delivery
+	err := queue.Retry(rctx, func() error {
+		var err error
+		d, err = q.Claim(ctx, c.ClaimTimeout)
+		return err
+	})
+	if err != nil && !queue.IsPermanent(err) && ctx.Err() == nil {
+		return nil, fmt.Errorf("redis at %s unreachable for %s (REDIS_RETRY_TIMEOUT); check REDIS_ADDR, REDIS_PASSWORD and that Redis is up: %w",
+			c.Redis.Addr, c.RedisRetryTimeout, err)
+	}
+	return d, err
+}
+
+// sleep is the job's work: wait the event's seconds, or stop early on ctx.
+func sleep(ctx context.Context, ev queue.Event) error {
+	t := time.NewTimer(ev.Wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
