@@ -1,0 +1,202 @@
+package cluster
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// pki holds the paths of a fresh, throw-away PKI made in-process with
+// crypto/x509 (no openssl).
+type pki struct {
+	Dir string
+
+	CACert string // CA certificate (client CA and serving CA)
+	CAKey  string
+
+	ServingCert string // kube-apiserver serving cert
+	ServingKey  string
+
+	AdminCert string // client cert, O=system:masters
+	AdminKey  string
+
+	SAKey string // service-account signing key (private)
+	SAPub string // service-account verification key (public)
+
+	KEDACertDir string // ca.crt, tls.crt, tls.key for the KEDA operator
+}
+
+type certAuthority struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+func newKey() (*ecdsa.PrivateKey, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	return k, nil
+}
+
+func serial() (*big.Int, error) {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("serial: %w", err)
+	}
+	return n, nil
+}
+
+func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+	b := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	if err := os.WriteFile(path, b, mode); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+func writeKey(path string, k *ecdsa.PrivateKey) error {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return fmt.Errorf("marshal key: %w", err)
+	}
+	return writePEM(path, "PRIVATE KEY", der, 0o600)
+}
+
+// issue signs a leaf certificate with ca and writes cert and key.
+func (ca *certAuthority) issue(certPath, keyPath string, tmpl *x509.Certificate) error {
+	k, err := newKey()
+	if err != nil {
+		return err
+	}
+	sn, err := serial()
+	if err != nil {
+		return err
+	}
+	tmpl.SerialNumber = sn
+	tmpl.NotBefore = time.Now().Add(-time.Hour)
+	tmpl.NotAfter = time.Now().Add(7 * 24 * time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", tmpl.Subject.CommonName, err)
+	}
+	if err := writePEM(certPath, "CERTIFICATE", der, 0o644); err != nil {
+		return err
+	}
+	return writeKey(keyPath, k)
+}
+
+// servingSANs are the names the kube-apiserver and KEDA serving certs cover.
+var servingDNS = []string{
+	"localhost",
+	"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+	"keda-operator", "keda-operator.keda", "keda-operator.keda.svc", "keda-operator.keda.svc.cluster.local",
+}
+
+// newPKI writes a CA, the apiserver serving cert, an admin client cert, a
+// service-account key pair and the KEDA operator's cert dir under dir.
+func newPKI(dir string) (*pki, error) {
+	p := &pki{
+		Dir:         dir,
+		CACert:      filepath.Join(dir, "ca.crt"),
+		CAKey:       filepath.Join(dir, "ca.key"),
+		ServingCert: filepath.Join(dir, "apiserver.crt"),
+		ServingKey:  filepath.Join(dir, "apiserver.key"),
+		AdminCert:   filepath.Join(dir, "admin.crt"),
+		AdminKey:    filepath.Join(dir, "admin.key"),
+		SAKey:       filepath.Join(dir, "sa.key"),
+		SAPub:       filepath.Join(dir, "sa.pub"),
+		KEDACertDir: filepath.Join(dir, "keda"),
+	}
+	if err := os.MkdirAll(p.KEDACertDir, 0o755); err != nil {
+		return nil, fmt.Errorf("pki dir: %w", err)
+	}
+
+	caKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          sn,
+		Subject:               pkix.Name{CommonName: "redis-keda-e2e-ca"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(7 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("self-sign CA: %w", err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, fmt.Errorf("parse CA: %w", err)
+	}
+	if err := writePEM(p.CACert, "CERTIFICATE", caDER, 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeKey(p.CAKey, caKey); err != nil {
+		return nil, err
+	}
+	ca := &certAuthority{cert: caCert, key: caKey}
+
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.0.0.1")}
+	if err := ca.issue(p.ServingCert, p.ServingKey, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kube-apiserver"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    servingDNS,
+		IPAddresses: ips,
+	}); err != nil {
+		return nil, err
+	}
+	if err := ca.issue(p.AdminCert, p.AdminKey, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "e2e-admin", Organization: []string{"system:masters"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}); err != nil {
+		return nil, err
+	}
+	// KEDA's operator serves gRPC (metrics service) and wants ca.crt/tls.crt/tls.key.
+	if err := ca.issue(filepath.Join(p.KEDACertDir, "tls.crt"), filepath.Join(p.KEDACertDir, "tls.key"), &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "keda-operator"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    servingDNS,
+		IPAddresses: ips,
+	}); err != nil {
+		return nil, err
+	}
+	if err := writePEM(filepath.Join(p.KEDACertDir, "ca.crt"), "CERTIFICATE", caDER, 0o644); err != nil {
+		return nil, err
+	}
+
+	saKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := writeKey(p.SAKey, saKey); err != nil {
+		return nil, err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("marshal sa pub: %w", err)
+	}
+	if err := writePEM(p.SAPub, "PUBLIC KEY", pubDER, 0o644); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
