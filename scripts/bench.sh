@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Measures the queue's data path next to redis-benchmark, side by side on ONE
+# fresh redis-server (started here on a free port, killed on exit):
+#
+#   publish      queue.Publish (one multi-value LPUSH per batch) events/s
+#                vs redis-benchmark LPUSH ops/s (same value size)
+#   claim+ack    queue.Claim (BRPOPLPUSH + lease script) + queue.Ack (script)
+#                cycles/s vs redis-benchmark RPOPLPUSH ops/s (a rotating list)
+#   jobs         the jobs binary, one {"wait":0} event: exec -> claim -> ack
+#                -> exit wall time and peak RSS, vs a redis-cli process that
+#                connects, moves one event (RPOPLPUSH) and exits
+#
+# ratio = ours / baseline. For rates higher is better; for ms and RSS lower
+# is better. Figures depend on the machine and on its load: the header says
+# which machine and the load average at start. Nothing is asserted: the
+# script fails only when a measurement cannot be made.
+#
+# Usage: scripts/bench.sh    (tunables below, as environment variables)
+set -euo pipefail
+shopt -s inherit_errexit # a failing helper inside $(...) stops the script
+
+SECONDS_EACH=${BENCH_SECONDS:-3}  # how long each of our measurements runs
+RUNS=${BENCH_RUNS:-20}            # jobs / redis-cli processes timed
+N_SINGLE=${BENCH_N_SINGLE:-50000} # redis-benchmark requests, unpipelined runs
+N_PIPE=${BENCH_N_PIPE:-500000}    # redis-benchmark requests, -P 32 run
+PREFILL=${BENCH_PREFILL:-100000}  # events queued before a claim+ack run
+
+cd "$(dirname "$0")/.."
+
+for tool in go redis-server redis-benchmark redis-cli; do
+	if ! command -v "$tool" >/dev/null; then
+		echo "bench: $tool not found on PATH (Debian: apt-get install -y redis-server redis-tools; Go from go.dev/dl)" >&2
+		exit 1
+	fi
+done
+
+tmp=$(mktemp -d)
+redis_pid=
+cleanup() {
+	if [[ -n $redis_pid ]]; then
+		kill -9 "$redis_pid" 2>/dev/null || true
+		wait "$redis_pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+log "building jobs and the bench helper into $tmp"
+go build -o "$tmp/jobs" ./jobs
+go build -o "$tmp/bench" ./scripts/bench
+bench="$tmp/bench"
+
+port=$("$bench" free-port)
+redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonly no \
+	--daemonize no --logfile "$tmp/redis.log" &
+redis_pid=$!
+for _ in $(seq 100); do
+	if [[ $(redis-cli -p "$port" ping 2>/dev/null) == PONG ]]; then break; fi
+	if ! kill -0 "$redis_pid" 2>/dev/null; then
+		echo "bench: redis-server exited at start; its log:" >&2
+		cat "$tmp/redis.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+if [[ $(redis-cli -p "$port" ping 2>/dev/null) != PONG ]]; then
+	echo "bench: redis-server on port $port not ready after 10s" >&2
+	exit 1
+fi
+addr=127.0.0.1:$port
+rcli() { redis-cli -p "$port" "$@"; }
+
+# kv LINE KEY: the value of KEY=value in LINE.
+kv() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
+# rb ARGS...: redis-benchmark's requests/s (its --csv output, first result).
+rb() {
+	local out rps
+	out=$(redis-benchmark -p "$port" --csv "$@") || return 1
+	rps=$(awk -F'","' 'NR == 2 { print $2 }' <<<"$out")
+	if [[ -z $rps ]]; then
+		echo "bench: no result from redis-benchmark $*: $out" >&2
+		return 1
+	fi
+	log "redis-benchmark $*: $rps/s"
+	echo "$rps"
+}
+ours() { # subcommand flags...: our helper's result line
+	local out
+	out=$("$bench" "$1" -addr "$addr" "${@:2}") || return 1
+	log "$1: $out"
+	echo "$out"
+}
+
+redis_version=$(rcli info server | sed -n 's/^redis_version:\(.*\)\r$/\1/p')
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+load=$(cut -d' ' -f1 /proc/loadavg)
+size=$(kv "$("$bench" payload-size)" payload_bytes)
+dur=${SECONDS_EACH}s
+
+# --- publish -----------------------------------------------------------------
+b_lp1=$(rb -t lpush -P 1 -c 1 -n "$N_SINGLE" -d "$size")
+rcli flushall >/dev/null
+o_p1=$(ours publish -batch 1 -conns 1 -duration "$dur")
+b_lp32=$(rb -t lpush -P 32 -c 50 -n "$N_PIPE" -d "$size")
+rcli flushall >/dev/null
+o_p10=$(ours publish -batch 10 -conns 50 -duration "$dur")
+o_p100=$(ours publish -batch 100 -conns 50 -duration "$dur")
+
+# --- claim + ack -------------------------------------------------------------
+# A list of 1000 event-sized values that RPOPLPUSH rotates onto itself.
+rb -t lpush -c 1 -n 1000 -d "$size" >/dev/null
+b_rpl1=$(rb -c 1 -n "$N_SINGLE" rpoplpush mylist mylist)
+o_c1=$(ours claimack -consumers 1 -duration "$dur" -prefill "$PREFILL")
+b_rpl8=$(rb -c 8 -n "$N_SINGLE" rpoplpush mylist mylist)
+o_c8=$(ours claimack -consumers 8 -duration "$dur" -prefill "$PREFILL")
+rcli flushall >/dev/null
+
+# --- one jobs process ----------------------------------------------------------
+o_jobs=$(CLAIM_TIMEOUT=2s LOG_LEVEL=info ours exec -runs "$RUNS" -acked -- "$tmp/jobs")
+b_cli=$(ours exec -runs "$RUNS" -- redis-cli -p "$port" rpoplpush bench '{bench}:processing')
+
+# --- report ------------------------------------------------------------------
+row() { # label ours baseline baseline-description
+	awk -v l="$1" -v o="$2" -v b="$3" -v d="$4" 'BEGIN {
+		printf "%-40s %12.0f %12.0f %7.2f  %s\n", l, o, b, (b > 0 ? o / b : 0), d
+	}'
+}
+rowf() { # same with two decimals (ms)
+	awk -v l="$1" -v o="$2" -v b="$3" -v d="$4" 'BEGIN {
+		printf "%-40s %12.2f %12.2f %7.2f  %s\n", l, o, b, (b > 0 ? o / b : 0), d
+	}'
+}
+echo
+echo "redis-keda bench: redis $redis_version, $(nproc) CPUs ($cpu), load average $load at start, $(go env GOVERSION), event payload $size B"
+printf '%-40s %12s %12s %7s  %s\n' "measurement" "ours" "baseline" "ratio" "baseline"
+row "publish batch=1, 1 conn (events/s)" "$(kv "$o_p1" per_sec)" "$b_lp1" "redis-benchmark LPUSH -P 1 -c 1"
+row "publish batch=10, 50 conns (events/s)" "$(kv "$o_p10" per_sec)" "$b_lp32" "redis-benchmark LPUSH -P 32 -c 50"
+row "publish batch=100, 50 conns (events/s)" "$(kv "$o_p100" per_sec)" "$b_lp32" "redis-benchmark LPUSH -P 32 -c 50"
+row "claim+ack, 1 consumer (cycles/s)" "$(kv "$o_c1" per_sec)" "$b_rpl1" "redis-benchmark RPOPLPUSH -c 1"
+row "claim+ack, 8 consumers (cycles/s)" "$(kv "$o_c8" per_sec)" "$b_rpl8" "redis-benchmark RPOPLPUSH -c 8"
+rowf "jobs exec->claim->ack->exit, median ms" "$(kv "$o_jobs" median_ms)" "$(kv "$b_cli" median_ms)" "redis-cli RPOPLPUSH process"
+rowf "jobs exec->claim->ack->exit, p90 ms" "$(kv "$o_jobs" p90_ms)" "$(kv "$b_cli" p90_ms)" "redis-cli RPOPLPUSH process"
+rowf "jobs peak RSS (MiB)" "$(awk -v k="$(kv "$o_jobs" peak_rss_kib)" 'BEGIN { print k / 1024 }')" \
+	"$(awk -v k="$(kv "$b_cli" peak_rss_kib)" 'BEGIN { print k / 1024 }')" "redis-cli RPOPLPUSH process"
+echo "(ratio = ours/baseline; ${SECONDS_EACH}s per measurement of ours, $RUNS process runs; reproduce: scripts/bench.sh)"
