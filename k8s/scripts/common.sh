@@ -18,7 +18,7 @@ redis_sh() {
   local overrides
   overrides=$(cat <<JSON
 {"spec":{"automountServiceAccountToken":false,"securityContext":{"runAsNonRoot":true,"runAsUser":999,"seccompProfile":{"type":"RuntimeDefault"}},
- "containers":[{"name":"redis-cli","image":"$REDIS_CLI_IMAGE","command":["sh","-c"],"args":[$(printf '%s' "$prelude $script" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')],
+ "containers":[{"name":"redis-cli","image":"$REDIS_CLI_IMAGE","command":["sh","-c"],"args":["$(printf '%s' "$prelude $script" | tr '\n' ' ' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')"],
   "envFrom":[{"configMapRef":{"name":"$cm"}}],
   "env":[{"name":"REDIS_PASSWORD","valueFrom":{"secretKeyRef":{"name":"$secret","key":"password"}}}],
   "resources":{"requests":{"cpu":"10m","memory":"16Mi"},"limits":{"cpu":"200m","memory":"64Mi"}},

@@ -7,4 +7,5 @@ N=${N:-10}
 WAIT_MIN=${WAIT_MIN:-5}
 WAIT_MAX=${WAIT_MAX:-15}
 echo "pushing $N events (wait ${WAIT_MIN}-${WAIT_MAX}s) in namespace $NS"
-redis_sh "i=0; while [ \$i -lt $N ]; do w=\$(( $WAIT_MIN + \$(od -An -N2 -tu2 /dev/urandom) % ($WAIT_MAX - $WAIT_MIN + 1) )); printf 'LPUSH %s {\"wait\":%d}\n' \"\$QUEUE\" \$w; i=\$((i+1)); done | cli >/dev/null && echo \"pending: \$(cli LLEN \"\$QUEUE\")\""
+# Inside the pod: one LPUSH per event, then report the list length.
+redis_sh "i=0; while [ \$i -lt $N ]; do w=\$(( $WAIT_MIN + \$(od -An -N2 -tu2 /dev/urandom) % ($WAIT_MAX - $WAIT_MIN + 1) )); cli LPUSH \"\$QUEUE\" \"{\\\"wait\\\":\$w}\" >/dev/null || exit 1; i=\$((i+1)); done; echo \"pending: \$(cli LLEN \"\$QUEUE\")\""
