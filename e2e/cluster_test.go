@@ -62,7 +62,9 @@ func TestLocalCluster(t *testing.T) {
 	}
 
 	start := time.Now()
-	c, err := cluster.Start(ctx, cluster.Options{BinDir: bins, Log: testLog{t}})
+	// E2E_WITHOUT_KEDA=1 skips KEDA (a quicker run of the core parts).
+	withoutKEDA := os.Getenv("E2E_WITHOUT_KEDA") == "1"
+	c, err := cluster.Start(ctx, cluster.Options{BinDir: bins, Log: testLog{t}, WithoutKEDA: withoutKEDA})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +103,9 @@ func TestLocalCluster(t *testing.T) {
 		testDeletion(ctx, t, cs, n, ns)
 	})
 	t.Run("KEDAOperatorUp", func(t *testing.T) {
+		if withoutKEDA {
+			t.Skip("E2E_WITHOUT_KEDA=1")
+		}
 		resp, err := http.Get(c.KEDAHealthURL() + "/healthz")
 		if err != nil {
 			t.Fatal(err)

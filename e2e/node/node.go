@@ -237,9 +237,9 @@ func (n *Node) register(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: n.opts.Name,
 			Labels: map[string]string{
-				"kubernetes.io/hostname": n.opts.Name,
-				"kubernetes.io/os":       runtime.GOOS,
-				"kubernetes.io/arch":     runtime.GOARCH,
+				"kubernetes.io/hostname":  n.opts.Name,
+				"kubernetes.io/os":        runtime.GOOS,
+				"kubernetes.io/arch":      runtime.GOARCH,
 				"e2e.redis-keda/stand-in": "true",
 			},
 			Annotations: map[string]string{

@@ -142,4 +142,3 @@ func copyFile(src, dst string) error {
 	}
 	return nil
 }
-
