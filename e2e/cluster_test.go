@@ -85,7 +85,7 @@ func TestLocalCluster(t *testing.T) {
 			t.Errorf("stop node: %v", err)
 		}
 	})
-	t.Logf("bring-up (control plane + KEDA + node stand-in) took %s; kubeconfig %s", time.Since(start).Round(time.Millisecond), c.Kubeconfig())
+	t.Logf("bring-up (control plane, KEDA unless E2E_WITHOUT_KEDA, node stand-in) took %s; kubeconfig %s", time.Since(start).Round(time.Millisecond), c.Kubeconfig())
 
 	cs, err := kubernetes.NewForConfig(c.RESTConfig())
 	if err != nil {

@@ -50,6 +50,7 @@ type podRunner struct {
 
 	startTime   metav1.Time
 	initialized bool
+	conds       map[corev1.PodConditionType]corev1.PodCondition // last reported, for stable transition times
 	containers  []*container // init containers first, then main ones
 }
 
@@ -476,7 +477,15 @@ func (r *podRunner) status(phase corev1.PodPhase, reason, message string) corev1
 		if ok {
 			s = corev1.ConditionTrue
 		}
-		return corev1.PodCondition{Type: t, Status: s, Reason: reason, LastTransitionTime: now}
+		c := corev1.PodCondition{Type: t, Status: s, Reason: reason, LastTransitionTime: now}
+		if prev, ok := r.conds[t]; ok && prev.Status == s {
+			c.LastTransitionTime = prev.LastTransitionTime
+		}
+		if r.conds == nil {
+			r.conds = map[corev1.PodConditionType]corev1.PodCondition{}
+		}
+		r.conds[t] = c
+		return c
 	}
 	readyReason := ""
 	switch {
