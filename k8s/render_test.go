@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -114,14 +113,6 @@ func (r rendered) one(t *testing.T, kind string) obj {
 	return l[0]
 }
 
-func (r rendered) ids() []string {
-	var ids []string
-	for _, o := range r.objs {
-		ids = append(ids, o.id())
-	}
-	sort.Strings(ids)
-	return ids
-}
 
 // render builds dir (a directory holding a kustomization.yaml) the way
 // `kubectl kustomize dir` does.

@@ -398,6 +398,7 @@ func TestReapRescuesNeverLeasedEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
+		//lint:ignore SA1019 BRPOPLPUSH is the claim the design names (BLMOVE RIGHT LEFT is the same move)
 		if err := rdb.BRPopLPush(ctx, q.pending, q.processing, time.Second).Err(); err != nil {
 			t.Fatal(err)
 		}

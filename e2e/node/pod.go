@@ -51,7 +51,7 @@ type podRunner struct {
 	startTime   metav1.Time
 	initialized bool
 	conds       map[corev1.PodConditionType]corev1.PodCondition // last reported, for stable transition times
-	containers  []*container // init containers first, then main ones
+	containers  []*container                                    // init containers first, then main ones
 }
 
 type container struct {
