@@ -113,7 +113,6 @@ func (r rendered) one(t *testing.T, kind string) obj {
 	return l[0]
 }
 
-
 // render builds dir (a directory holding a kustomization.yaml) the way
 // `kubectl kustomize dir` does.
 func render(t testing.TB, dir string) rendered {
