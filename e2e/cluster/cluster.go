@@ -534,7 +534,7 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 	p, err := c.start("keda-operator", "keda-operator", env,
 		"--kubeconfig", c.kubeconfig,
 		"--cert-dir", c.pki.KEDACertDir,
-		"--ca-dir", c.pki.KEDACertDir,
+		"--ca-dir", c.pki.KEDACADir,
 		"--enable-cert-rotation=false",
 		"--enable-webhook-patching=false",
 		"--enable-apiservice-patching=false",

@@ -34,6 +34,7 @@ type pki struct {
 	SAPub string // service-account verification key (public)
 
 	KEDACertDir string // ca.crt, tls.crt, tls.key for the KEDA operator
+	KEDACADir   string // ca.crt only: extra CAs KEDA trusts for scaler TLS
 }
 
 type certAuthority struct {
@@ -118,9 +119,12 @@ func newPKI(dir string) (*pki, error) {
 		SAKey:       filepath.Join(dir, "sa.key"),
 		SAPub:       filepath.Join(dir, "sa.pub"),
 		KEDACertDir: filepath.Join(dir, "keda"),
+		KEDACADir:   filepath.Join(dir, "keda-ca"),
 	}
-	if err := os.MkdirAll(p.KEDACertDir, 0o755); err != nil {
-		return nil, fmt.Errorf("pki dir: %w", err)
+	for _, d := range []string{p.KEDACertDir, p.KEDACADir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("pki dir: %w", err)
+		}
 	}
 
 	caKey, err := newKey()
@@ -180,8 +184,10 @@ func newPKI(dir string) (*pki, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := writePEM(filepath.Join(p.KEDACertDir, "ca.crt"), "CERTIFICATE", caDER, 0o644); err != nil {
-		return nil, err
+	for _, d := range []string{p.KEDACertDir, p.KEDACADir} {
+		if err := writePEM(filepath.Join(d, "ca.crt"), "CERTIFICATE", caDER, 0o644); err != nil {
+			return nil, err
+		}
 	}
 
 	saKey, err := newKey()
