@@ -2,6 +2,8 @@
 // pushes BATCH_SIZE events ({"id","published_at","wait"}) onto the pending
 // list, every REAP_INTERVAL it runs the reaper that brings back the events of
 // jobs that died, and it serves /healthz and /readyz on HTTP_ADDR.
+// BATCH_SIZE=0 turns publishing off: where real producers fill the queue, the
+// Deployment still runs the reaper.
 //
 // On SIGTERM or SIGINT it finishes the batch in progress, stops and exits 0.
 package main
@@ -36,6 +38,7 @@ type cfg struct {
 	BatchSize       int           `env:"BATCH_SIZE" envDefault:"10"`
 	WaitMin         int           `env:"WAIT_MIN" envDefault:"10"` // seconds
 	WaitMax         int           `env:"WAIT_MAX" envDefault:"20"` // seconds
+	// BatchSize 0 publishes nothing: reaper and probes only.
 	// PublishLimit stops publishing after that many events (0 = never);
 	// the reaper and HTTP keep running until the process is terminated.
 	PublishLimit    int           `env:"PUBLISH_LIMIT" envDefault:"0"`
@@ -49,8 +52,8 @@ func (c *cfg) Validate() error {
 	switch {
 	case c.PublishInterval <= 0:
 		return errors.New("PUBLISH_INTERVAL must be positive, such as 10s")
-	case c.BatchSize < 1:
-		return fmt.Errorf("BATCH_SIZE=%d must be at least 1", c.BatchSize)
+	case c.BatchSize < 0:
+		return fmt.Errorf("BATCH_SIZE=%d must be 0 (reaper only, no publishing) or more", c.BatchSize)
 	case c.WaitMin < 0 || c.WaitMax < c.WaitMin:
 		return fmt.Errorf("WAIT_MIN=%d and WAIT_MAX=%d must satisfy 0 <= WAIT_MIN <= WAIT_MAX (seconds)", c.WaitMin, c.WaitMax)
 	case time.Duration(c.WaitMax)*time.Second > c.Queue.MaxWait:
@@ -123,7 +126,11 @@ func run(ctx context.Context, log *zap.Logger, c cfg) error {
 			}
 		}
 	})
-	wg.Go(func() { publishLoop(ctx, log, q, c) })
+	if c.BatchSize > 0 {
+		wg.Go(func() { publishLoop(ctx, log, q, c) })
+	} else {
+		log.Info("BATCH_SIZE=0: not publishing; running the reaper and probes only")
+	}
 	wg.Go(func() { reapLoop(ctx, log, q, c.ReapInterval) })
 
 	var runErr error

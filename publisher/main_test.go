@@ -157,7 +157,7 @@ func TestConfigValidation(t *testing.T) {
 	cases := []struct{ env, want string }{
 		{"WAIT_MIN=5,WAIT_MAX=2", "WAIT_MIN=5 and WAIT_MAX=2"},
 		{"WAIT_MAX=7200", "above MAX_WAIT"},
-		{"BATCH_SIZE=0", "BATCH_SIZE=0"},
+		{"BATCH_SIZE=-1", "BATCH_SIZE=-1"},
 		{"PUBLISH_INTERVAL=10", `PUBLISH_INTERVAL="10" is not a duration`},
 		{"HTTP_ADDR=8080", "HTTP_ADDR"},
 		{"PUBLISH_LIMIT=-1", "PUBLISH_LIMIT=-1"},
@@ -182,5 +182,38 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if got := fmt.Sprintf("%v %v %v %v %v %v %v", c.PublishInterval, c.BatchSize, c.WaitMin, c.WaitMax, c.ReapInterval, c.HTTPAddr, c.Queue.Name); got != "10s 10 10 20 15s :8080 events" {
 		t.Errorf("defaults = %s", got)
+	}
+}
+
+func TestBatchSizeZeroOnlyReaps(t *testing.T) {
+	srv := redistest.Start(t)
+	c := testConfig(t, srv, map[string]string{"BATCH_SIZE": "0"})
+	q, err := queue.New(srv.Client(), c.Queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, zaptest.NewLogger(t), c) }()
+	if _, err := q.Publish(context.Background(), queue.Event{ID: "orphan", Wait: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Claim(context.Background(), time.Second); err != nil { // and abandon it
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, _ := q.Stats(context.Background())
+		if s.Pending == 1 && s.Processing == 0 {
+			break // reaped, and nothing else was published
+		}
+		if s.Pending > 1 || time.Now().After(deadline) {
+			t.Fatalf("stats = %+v; want only the reaped orphan", s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
