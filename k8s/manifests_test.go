@@ -42,12 +42,16 @@ type overlay struct {
 	// Secrets the overlay documents as provided out of band.
 	external []string
 	prod     bool
+	// hostRedis: Redis runs outside the cluster on the host's loopback (the
+	// e2e test bed's external-Redis shape): no StatefulSet, no TLS.
+	hostRedis bool
 }
 
 var overlays = []overlay{
 	{dir: ".." /* root kustomization.yaml */, namespace: "redis-demo"},
 	{dir: "overlays/dev", namespace: "redis-demo"},
 	{dir: "overlays/prod", namespace: "redis-keda", external: []string{redisSecret}, prod: true},
+	{dir: "overlays/e2e", namespace: "redis-keda-e2e", hostRedis: true},
 }
 
 func TestOverlays(t *testing.T) {
@@ -91,6 +95,16 @@ func TestOverlays(t *testing.T) {
 				}
 				if n, _ := num(r.find("Deployment", publisherName), "spec", "replicas"); n < 2 {
 					t.Errorf("prod: publisher replicas %d, want >= 2 so the PDB can keep one", n)
+				}
+			} else if ov.hostRedis {
+				if len(r.byKind("StatefulSet")) != 0 {
+					t.Errorf("e2e: runs an in-cluster Redis")
+				}
+				if h, _, _ := net.SplitHostPort(cm["REDIS_ADDR"]); h != "127.0.0.1" {
+					t.Errorf("e2e: REDIS_ADDR=%q, want the host loopback", cm["REDIS_ADDR"])
+				}
+				if cm["BATCH_SIZE"] != "0" {
+					t.Errorf("e2e: BATCH_SIZE=%q, want 0 (tests push their own events)", cm["BATCH_SIZE"])
 				}
 			} else {
 				if len(r.byKind("StatefulSet")) != 1 {
