@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -85,6 +86,7 @@ func TestLocalCluster(t *testing.T) {
 			t.Errorf("stop node: %v", err)
 		}
 	})
+	stopOnSignal(t, n, c)
 	t.Logf("bring-up (control plane, KEDA unless E2E_WITHOUT_KEDA, node stand-in) took %s; kubeconfig %s", time.Since(start).Round(time.Millisecond), c.Kubeconfig())
 
 	cs, err := kubernetes.NewForConfig(c.RESTConfig())
@@ -140,6 +142,32 @@ func TestLocalCluster(t *testing.T) {
 				t.Errorf("%s (pid %d) still alive after Stop", name, pid)
 			}
 		}
+	})
+}
+
+// stopOnSignal tears the cluster down if the test binary gets SIGINT or
+// SIGTERM (go test's Ctrl-C), which would otherwise exit without running
+// t.Cleanup; Pdeathsig is only the last resort. The watcher ends with the test.
+func stopOnSignal(t *testing.T, n *node.Node, c *cluster.Cluster) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(os.Stderr, "e2e: got %v, tearing the cluster down\n", s)
+			_ = n.Stop()
+			_ = c.Stop()
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	t.Cleanup(func() {
+		signal.Stop(sigs)
+		close(done)
+		<-finished
 	})
 }
 
