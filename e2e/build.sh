@@ -12,18 +12,32 @@
 # Env: E2E_CACHE overrides e2e/.cache.
 set -euo pipefail
 
-K8S_VERSION=v1.36.4
-ETCD_VERSION=v3.6.8
-KEDA_VERSION=v2.21.0
-
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+log() { printf '[e2e build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Versions come from the tools modules' go.mod, so a bump there is a new stamp.
+modversion() { awk -v m="$2" '$1 == m && $2 ~ /^v/ {print $2; exit} $1 == "require" && $2 == m {print $3; exit}' "$here/tools/$1/go.mod"; }
+K8S_VERSION=$(modversion k8s k8s.io/kubernetes)
+ETCD_VERSION=$(modversion etcd go.etcd.io/etcd/server/v3)
+KEDA_VERSION=$(modversion keda github.com/kedacore/keda/v2)
+for v in K8S_VERSION ETCD_VERSION KEDA_VERSION; do
+  [[ -n "${!v}" ]] || { log "cannot read $v from e2e/tools/*/go.mod"; exit 1; }
+done
+K8S_MAJOR=${K8S_VERSION#v}; K8S_MAJOR=${K8S_MAJOR%%.*}
+K8S_MINOR=${K8S_VERSION#v*.}; K8S_MINOR=${K8S_MINOR%%.*}
+
 cache=${E2E_CACHE:-$here/.cache}
 goversion=$(go env GOVERSION)
 stamp="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_keda-${KEDA_VERSION}_${goversion}"
 bin="$cache/bin/$stamp"
 mkdir -p "$bin"
 
-log() { printf '[e2e build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# One build at a time per cache (a test and the CLI may start together).
+exec 9>"$cache/build.lock"
+if ! flock -n 9; then
+  log "another build.sh is running on $cache; waiting for it"
+  flock 9
+fi
 
 missing=()
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl keda-operator; do
@@ -58,12 +72,12 @@ build etcd . etcd
 
 kv="-s -w"
 kv+=" -X k8s.io/component-base/version.gitVersion=${K8S_VERSION}"
-kv+=" -X k8s.io/component-base/version.gitMajor=1"
-kv+=" -X k8s.io/component-base/version.gitMinor=36"
+kv+=" -X k8s.io/component-base/version.gitMajor=${K8S_MAJOR}"
+kv+=" -X k8s.io/component-base/version.gitMinor=${K8S_MINOR}"
 kv+=" -X k8s.io/component-base/version.gitTreeState=clean"
 kv+=" -X k8s.io/client-go/pkg/version.gitVersion=${K8S_VERSION}"
-kv+=" -X k8s.io/client-go/pkg/version.gitMajor=1"
-kv+=" -X k8s.io/client-go/pkg/version.gitMinor=36"
+kv+=" -X k8s.io/client-go/pkg/version.gitMajor=${K8S_MAJOR}"
+kv+=" -X k8s.io/client-go/pkg/version.gitMinor=${K8S_MINOR}"
 for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   build k8s "k8s.io/kubernetes/cmd/$c" "$c" "$kv"
 done
