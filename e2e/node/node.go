@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -184,6 +185,33 @@ func (n *Node) LogDir() string { return n.opts.LogDir }
 // the pod namespace/name (it exists once the pod started).
 func (n *Node) LogPath(namespace, name string) string {
 	return filepath.Join(n.opts.LogDir, namespace+"_"+name+".log")
+}
+
+// Signal sends sig to the process group of every running container of the
+// pod namespace/name, without going through the API: a crash or OOM-kill
+// stand-in for chaos tests (SIGKILL → the container terminates with exit code
+// 137 and, with restartPolicy Never, the pod goes Failed). It fails if the
+// pod has no running process on this node.
+func (n *Node) Signal(namespace, name string, sig syscall.Signal) error {
+	n.mu.Lock()
+	var target *podRunner
+	for _, r := range n.pods {
+		if r.pod.Namespace == namespace && r.pod.Name == name && !r.skip {
+			target = r
+		}
+	}
+	n.mu.Unlock()
+	if target == nil {
+		return fmt.Errorf("signal %s/%s: pod not run by node %s", namespace, name, n.opts.Name)
+	}
+	count, err := target.signal(sig)
+	if err != nil {
+		return fmt.Errorf("signal %s/%s: %w", namespace, name, err)
+	}
+	if count == 0 {
+		return fmt.Errorf("signal %s/%s: no running process", namespace, name)
+	}
+	return nil
 }
 
 // Stop stops the watch and heartbeat, kills every pod process (SIGTERM to

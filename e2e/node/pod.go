@@ -52,6 +52,9 @@ type podRunner struct {
 	initialized bool
 	conds       map[corev1.PodConditionType]corev1.PodCondition // last reported, for stable transition times
 	containers  []*container                                    // init containers first, then main ones
+
+	procMu sync.Mutex
+	procs  []*proc.Process // every started container process, for Node.Signal
 }
 
 type container struct {
@@ -80,6 +83,24 @@ func (r *podRunner) terminate(grace time.Duration, force bool) {
 	if force {
 		r.forceOnce.Do(func() { close(r.forceCh) })
 	}
+}
+
+// signal sends sig to every running container process of the pod and says
+// how many got it.
+func (r *podRunner) signal(sig syscall.Signal) (int, error) {
+	r.procMu.Lock()
+	defer r.procMu.Unlock()
+	n := 0
+	for _, p := range r.procs {
+		if p.Exited() {
+			continue
+		}
+		if err := p.Signal(sig); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 func (r *podRunner) key() string { return r.pod.Namespace + "/" + r.pod.Name }
@@ -192,6 +213,9 @@ func (r *podRunner) run() {
 			return err
 		}
 		c.proc, c.started, c.waiting = p, metav1.Now(), nil
+		r.procMu.Lock()
+		r.procs = append(r.procs, p)
+		r.procMu.Unlock()
 		waiters.Go(func() {
 			<-p.Done()
 			exited <- c
