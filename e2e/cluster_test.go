@@ -104,6 +104,9 @@ func TestLocalCluster(t *testing.T) {
 	t.Run("DeletionSendsSIGTERM", func(t *testing.T) {
 		testDeletion(ctx, t, cs, n, ns)
 	})
+	t.Run("SignalKillFailsPod", func(t *testing.T) {
+		testSignalKill(ctx, t, cs, n, ns)
+	})
 	t.Run("KEDAOperatorUp", func(t *testing.T) {
 		if withoutKEDA {
 			t.Skip("E2E_WITHOUT_KEDA=1")
@@ -361,6 +364,43 @@ func testDeletion(ctx context.Context, t *testing.T, cs kubernetes.Interface, n 
 	lines := readJSONLines(t, n.LogPath(ns, pod.Name))
 	if len(lines) == 0 || lines[len(lines)-1]["msg"] != "sigterm" {
 		t.Fatalf("process did not get SIGTERM: %v", lines)
+	}
+}
+
+// testSignalKill: a process killed outside the API (Node.Signal, as the OOM
+// killer would) ends the container with 137 and, restartPolicy Never, the pod
+// goes Failed.
+func testSignalKill(ctx context.Context, t *testing.T, cs kubernetes.Interface, n *node.Node, ns string) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "crasher"},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "sleeper", Image: "redis-keda:e2e", Command: []string{"/sleeper"}, Args: []string{"-sleep", "1h"},
+			}},
+		},
+	}
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		return n.Signal(ns, pod.Name, syscall.SIGKILL) == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("never signalled: %v", err)
+	}
+	var got *corev1.Pod
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		got = p
+		return err == nil && p.Status.Phase == corev1.PodFailed, err
+	})
+	if err != nil {
+		t.Fatalf("pod not Failed after SIGKILL: %v", err)
+	}
+	st := got.Status.ContainerStatuses
+	if len(st) != 1 || st[0].State.Terminated == nil || st[0].State.Terminated.ExitCode != 137 {
+		t.Fatalf("container statuses: %+v", st)
 	}
 }
 
