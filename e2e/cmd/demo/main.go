@@ -1,0 +1,290 @@
+// Command demo is `task demo`: redis-keda on a real Kubernetes control plane
+// with the real KEDA operator, on this machine, without Docker.
+//
+// It builds the test bed the first time (~13 min on 2 cores, progress shown),
+// starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KEDA
+// and the node stand-in (the one part that is not real: it runs pods as local
+// processes of the freshly built jobs/publisher binaries), a redis-server on
+// the host loopback, and applies the e2e overlay with the publisher turned
+// on. Then it shows, once a second, the queue and every Job KEDA creates —
+// one per event — until Ctrl-C, and tears everything down.
+//
+// Usage (from the repository root): go tool task demo
+// or: cd e2e && go run ./cmd/demo [-events 40] [-batch 5] [-interval 5s]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/redis-keda/redis-keda/e2e/cluster"
+	"github.com/redis-keda/redis-keda/e2e/node"
+	"github.com/redis-keda/redis-keda/queue"
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	namespace     = "redis-keda-e2e"      // k8s/overlays/e2e
+	redisPassword = "redis-keda-e2e-only" // the overlay's Secret
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	events := flag.Int("events", 40, "events the publisher pushes in all (PUBLISH_LIMIT; 0 = until Ctrl-C)")
+	batch := flag.Int("batch", 5, "events per batch (BATCH_SIZE)")
+	interval := flag.Duration("interval", 5*time.Second, "time between batches (PUBLISH_INTERVAL)")
+	waitMin := flag.Int("wait-min", 2, "shortest wait of an event, seconds (WAIT_MIN)")
+	waitMax := flag.Int("wait-max", 8, "longest wait of an event, seconds (WAIT_MAX)")
+	binDir := flag.String("bin-dir", "", "prebuilt control-plane binaries (default: build them with e2e/build.sh)")
+	verbose := flag.Bool("v", false, "show the test bed's own progress lines")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var log io.Writer = io.Discard
+	if *verbose {
+		log = os.Stderr
+	}
+
+	e2eDir, err := cluster.FindE2EDir(".")
+	if err != nil {
+		return err
+	}
+	root := filepath.Dir(e2eDir)
+	if *binDir == "" {
+		fmt.Fprintln(os.Stderr, "demo: building the local test bed if needed (first time ~13 min on 2 cores; cached after)")
+		if *binDir, err = cluster.BuildControlPlane(ctx, e2eDir, os.Stderr); err != nil {
+			return err
+		}
+	}
+	projectBin := filepath.Join(e2eDir, ".cache", "project-bin")
+	if err := cluster.GoBuild(ctx, root, projectBin, log, "./jobs", "./publisher"); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "redis-keda-demo-")
+	if err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+
+	rdsAddr, stopRedis, err := startRedis(ctx, work)
+	if err != nil {
+		return err
+	}
+	defer stopRedis()
+
+	start := time.Now()
+	fmt.Fprintln(os.Stderr, "demo: starting etcd, kube-apiserver, controller-manager, scheduler, KEDA and the node stand-in ...")
+	c, err := cluster.Start(ctx, cluster.Options{BinDir: *binDir, Log: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(os.Stderr, "demo: tearing down ...")
+		if err := c.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: stop cluster:", err)
+		}
+	}()
+	n, err := node.Start(ctx, node.Options{Config: c.RESTConfig(), BinDir: projectBin, LogDir: filepath.Join(work, "pods"), Log: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := n.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: stop node:", err)
+		}
+	}()
+
+	overlay := filepath.Join(work, "overlay")
+	settings := []string{
+		"REDIS_ADDR=" + rdsAddr, "HTTP_ADDR=127.0.0.1:0",
+		fmt.Sprintf("BATCH_SIZE=%d", *batch), fmt.Sprintf("PUBLISH_INTERVAL=%s", *interval),
+		fmt.Sprintf("WAIT_MIN=%d", *waitMin), fmt.Sprintf("WAIT_MAX=%d", *waitMax),
+		fmt.Sprintf("PUBLISH_LIMIT=%d", *events), "LOG_LEVEL=info",
+	}
+	if err := writeOverlay(overlay, filepath.Join(root, "k8s", "overlays", "e2e"), settings); err != nil {
+		return err
+	}
+	if out, err := c.Kubectl(ctx, "apply", "--server-side", "-k", overlay); err != nil {
+		return fmt.Errorf("apply the e2e overlay: %w\n%s", err, out)
+	}
+	fmt.Fprintf(os.Stderr, "demo: up in %s. Real: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KEDA %s.\n",
+		time.Since(start).Round(100*time.Millisecond), "v2.21.0")
+	fmt.Fprintln(os.Stderr, "      Stand-in: the node (pods run as local processes).")
+	fmt.Fprintf(os.Stderr, "      In another terminal:  %s --kubeconfig %s -n %s get jobs -w\n", filepath.Join(*binDir, "kubectl"), c.Kubeconfig(), namespace)
+	fmt.Fprintf(os.Stderr, "      Redis: redis-cli -p %s -a %s   pod logs: %s\n", portOf(rdsAddr), redisPassword, n.LogDir())
+	fmt.Fprintln(os.Stderr, "      Ctrl-C to stop.")
+
+	kube, err := kubernetes.NewForConfig(c.RESTConfig())
+	if err != nil {
+		return fmt.Errorf("kube client: %w", err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rdsAddr, Password: redisPassword})
+	defer rdb.Close()
+	q, err := queue.New(rdb, queue.Config{Name: "events", LeaseDuration: 10 * time.Second, MaxAttempts: 5, MaxWait: 5 * time.Minute})
+	if err != nil {
+		return err
+	}
+	return watch(ctx, kube, q, *events)
+}
+
+// watch prints one line a second: queue lengths, Jobs by state, and the Jobs
+// that appeared or finished since the last line.
+func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, limit int) error {
+	fmt.Printf("\n%-6s %7s %10s %4s | %6s %6s %6s %6s | %s\n", "time", "pending", "processing", "dead", "jobs", "active", "done", "failed", "changes")
+	start := time.Now()
+	seen := map[string]string{}
+	drained := false
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s, serr := q.Stats(ctx)
+		jobs, jerr := kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := errors.Join(serr, jerr); err != nil {
+			fmt.Printf("%-6s %v\n", since(start), err)
+			continue
+		}
+		var active, done, failed int
+		var changes []string
+		sort.Slice(jobs.Items, func(a, b int) bool { return jobs.Items[a].Name < jobs.Items[b].Name })
+		for _, j := range jobs.Items {
+			st := jobState(&j)
+			switch st {
+			case "Complete":
+				done++
+			case "Failed":
+				failed++
+			default:
+				active++
+			}
+			if seen[j.Name] != st {
+				changes = append(changes, strings.TrimPrefix(j.Name, "redis-keda-jobs-")+" "+st)
+				seen[j.Name] = st
+			}
+		}
+		line := strings.Join(changes, ", ")
+		if len(line) > 70 {
+			line = line[:67] + "..."
+		}
+		fmt.Printf("%-6s %7d %10d %4d | %6d %6d %6d %6d | %s\n", since(start), s.Pending, s.Processing, s.Dead,
+			len(seen), active, done, failed, line)
+		if limit > 0 && !drained && s.Pending == 0 && s.Processing == 0 && active == 0 && len(seen) >= limit {
+			drained = true
+			fmt.Printf("all %d events processed by %d Jobs (finished Jobs are cleaned up by KEDA's history limit); Ctrl-C to stop\n", limit, len(seen))
+		}
+	}
+}
+
+func jobState(j *batchv1.Job) string {
+	for _, c := range j.Status.Conditions {
+		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) {
+			return string(c.Type)
+		}
+	}
+	if j.Status.Active > 0 {
+		return "Running"
+	}
+	return "Pending"
+}
+
+func since(t time.Time) string { return fmt.Sprintf("+%ds", int(time.Since(t).Seconds())) }
+
+// writeOverlay layers the settings over the e2e overlay.
+func writeOverlay(dir, base string, settings []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	base, err := filepath.Rel(dir, base) // Kustomize refuses absolute resource paths
+	if err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\n", base)
+	b.WriteString("configMapGenerator:\n  - name: redis-keda-config\n    behavior: merge\n    literals:\n")
+	for _, s := range settings {
+		fmt.Fprintf(&b, "      - %s\n", s)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	return nil
+}
+
+// startRedis runs redis-server on a free loopback port with the overlay's
+// password and AOF on; stop kills it by PID.
+func startRedis(ctx context.Context, dir string) (addr string, stop func(), err error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", nil, errors.New("redis-server not found: install it (Debian: apt-get install -y redis-server)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("free port: %w", err)
+	}
+	addr = l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--port", portOf(addr), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+		"--appendonly", "yes", "--requirepass", redisPassword, "--logfile", filepath.Join(dir, "redis.log"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stop = func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: redisPassword})
+	defer rdb.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := rdb.Ping(ctx).Err(); err == nil {
+			return addr, stop, nil
+		} else if time.Now().After(deadline) || ctx.Err() != nil {
+			stop()
+			return "", nil, fmt.Errorf("redis-server on %s not ready: %w", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
