@@ -175,11 +175,25 @@ func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, limit
 			fmt.Printf("%-6s %v\n", since(start), err)
 			continue
 		}
-		var active, done, failed int
 		var changes []string
+		listed := map[string]bool{}
 		sort.Slice(jobs.Items, func(a, b int) bool { return jobs.Items[a].Name < jobs.Items[b].Name })
 		for _, j := range jobs.Items {
-			st := jobState(&j)
+			listed[j.Name] = true
+			if st := jobState(&j); rank(st) > rank(seen[j.Name]) {
+				changes = append(changes, strings.TrimPrefix(j.Name, "redis-keda-jobs-")+" "+st)
+				seen[j.Name] = st
+			}
+		}
+		// KEDA's history limit and the TTL controller delete only finished
+		// Jobs: one that vanished while we thought it running has completed.
+		for name, st := range seen {
+			if !listed[name] && rank(st) < rank("Complete") {
+				seen[name] = "Complete"
+			}
+		}
+		var active, done, failed int
+		for _, st := range seen {
 			switch st {
 			case "Complete":
 				done++
@@ -187,10 +201,6 @@ func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, limit
 				failed++
 			default:
 				active++
-			}
-			if seen[j.Name] != st {
-				changes = append(changes, strings.TrimPrefix(j.Name, "redis-keda-jobs-")+" "+st)
-				seen[j.Name] = st
 			}
 		}
 		line := strings.Join(changes, ", ")
@@ -201,9 +211,22 @@ func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, limit
 			len(seen), active, done, failed, line)
 		if limit > 0 && !drained && s.Pending == 0 && s.Processing == 0 && active == 0 && len(seen) >= limit {
 			drained = true
-			fmt.Printf("all %d events processed by %d Jobs (finished Jobs are cleaned up by KEDA's history limit); Ctrl-C to stop\n", limit, len(seen))
+			fmt.Printf("all %d events processed by %d Jobs; Ctrl-C to stop and tear down\n", limit, len(seen))
 		}
 	}
+}
+
+// rank orders Job states so that the table only moves forward.
+func rank(state string) int {
+	switch state {
+	case "Pending":
+		return 1
+	case "Running":
+		return 2
+	case "Complete", "Failed":
+		return 3
+	}
+	return 0
 }
 
 func jobState(j *batchv1.Job) string {
