@@ -177,8 +177,8 @@ func testManifests(ctx context.Context, t *testing.T, b *bed) {
 // report collects the scaling facts of one run.
 type report struct {
 	events, jobs, emptyJobs, failedJobs, maxConcurrent int
-	firstJob, drain, ideal                           time.Duration
-	duplicates                                       int
+	firstJob, drain, ideal                             time.Duration
+	duplicates                                         int
 }
 
 func (r report) String() string {
