@@ -15,13 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/redis-keda/redis-keda/internal/config"
-	"github.com/redis-keda/redis-keda/internal/logging"
+	"github.com/redis-keda/redis-keda/internal/service"
 	"github.com/redis-keda/redis-keda/queue"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -60,27 +56,7 @@ func (c *cfg) Validate() error {
 }
 
 func main() {
-	var c cfg
-	if err := config.Parse(&c); err != nil {
-		fmt.Fprintf(os.Stderr, "jobs: %v\n", err)
-		os.Exit(1)
-	}
-	log, err := logging.New("jobs", version, c.LogLevel)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "jobs: %v\n", err)
-		os.Exit(1)
-	}
-	defer func() { _ = log.Sync() }()
-	logging.RouteRedisLogs(log)
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := run(ctx, log, c); err != nil {
-		log.Error("jobs failed", zap.Error(err))
-		_ = log.Sync()
-		stop()
-		os.Exit(1)
-	}
+	service.Main("jobs", version, func(c *cfg) zapcore.Level { return c.LogLevel }, run)
 }
 
 func run(ctx context.Context, log *zap.Logger, c cfg) error {

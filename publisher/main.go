@@ -16,13 +16,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/redis-keda/redis-keda/internal/config"
-	"github.com/redis-keda/redis-keda/internal/logging"
+	"github.com/redis-keda/redis-keda/internal/service"
 	"github.com/redis-keda/redis-keda/queue"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -72,28 +69,7 @@ func (c *cfg) Validate() error {
 }
 
 func main() {
-	var c cfg
-	if err := config.Parse(&c); err != nil {
-		fmt.Fprintf(os.Stderr, "publisher: %v\n", err)
-		os.Exit(1)
-	}
-	log, err := logging.New("publisher", version, c.LogLevel)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "publisher: %v\n", err)
-		os.Exit(1)
-	}
-	defer func() { _ = log.Sync() }()
-	logging.RouteRedisLogs(log)
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := run(ctx, log, c); err != nil {
-		log.Error("publisher failed", zap.Error(err))
-		_ = log.Sync()
-		stop()
-		os.Exit(1)
-	}
-	log.Info("stopped")
+	service.Main("publisher", version, func(c *cfg) zapcore.Level { return c.LogLevel }, run)
 }
 
 func run(ctx context.Context, log *zap.Logger, c cfg) error {
@@ -145,6 +121,9 @@ func run(ctx context.Context, log *zap.Logger, c cfg) error {
 		log.Warn("http shutdown", zap.Error(err))
 	}
 	wg.Wait() // the loops stop on ctx; a batch in progress finishes first
+	if runErr == nil {
+		log.Info("stopped")
+	}
 	return runErr
 }
 
