@@ -1,0 +1,56 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+type inner struct {
+	Timeout time.Duration `env:"TIMEOUT" envDefault:"5s"`
+}
+
+func (i *inner) Validate() error {
+	if i.Timeout > time.Hour {
+		return errors.New("TIMEOUT must be at most 1h")
+	}
+	return nil
+}
+
+type testCfg struct {
+	Inner inner
+	Count int  `env:"COUNT" envDefault:"3"`
+	On    bool `env:"ON" envDefault:"false"`
+}
+
+func TestParseNamesTheVariableAndTheForm(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string // "" = valid
+	}{
+		{map[string]string{}, ""},
+		{map[string]string{"TIMEOUT": "2m", "COUNT": "7", "ON": "true"}, ""},
+		{map[string]string{"TIMEOUT": "2"}, `TIMEOUT="2" is not a duration such as 30s`},
+		{map[string]string{"COUNT": "three"}, `COUNT="three" is not a whole number`},
+		{map[string]string{"ON": "yes please"}, `ON="yes please" is not true or false`},
+		{map[string]string{"TIMEOUT": "2h"}, "TIMEOUT must be at most 1h"},
+	}
+	for _, tc := range cases {
+		var c testCfg
+		err := ParseFrom(&c, tc.env)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%v: %v", tc.env, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalid) || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want ErrInvalid containing %q", tc.env, err, tc.want)
+		}
+	}
+	var c testCfg
+	if err := ParseFrom(&c, map[string]string{"COUNT": "7"}); err != nil || c.Count != 7 || c.Inner.Timeout != 5*time.Second {
+		t.Errorf("parsed %+v, %v", c, err)
+	}
+}
