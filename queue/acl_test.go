@@ -1,0 +1,130 @@
+package queue
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis-keda/redis-keda/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// aclCommands returns the ACL SETUSER commands that k8s/README.md documents,
+// one per user, with the password placeholders replaced.
+func aclCommands(t *testing.T, passwords map[string]string) map[string][]any {
+	t.Helper()
+	f, err := os.Open("../k8s/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]any{}
+	var cur []string
+	flush := func() {
+		if len(cur) > 2 {
+			args := make([]any, len(cur))
+			for i, a := range cur {
+				for ph, pw := range passwords {
+					a = strings.ReplaceAll(a, ph, pw)
+				}
+				args[i] = a
+			}
+			out[cur[2]] = args
+		}
+		cur = nil
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "ACL SETUSER "):
+			flush()
+			cur = strings.Fields(line)
+		case cur != nil && strings.HasPrefix(line, "  "):
+			cur = append(cur, strings.Fields(line)...)
+		default:
+			flush()
+		}
+	}
+	return out
+}
+
+// The ACL users documented in k8s/README.md are enough: the application user
+// runs every transition of the queue, and KEDA's user runs the scaler's
+// EVAL of TYPE + LLEN (kedacore/keda pkg/scalers/redis_scaler.go).
+func TestDocumentedACLUsersSuffice(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := srv.Client()
+	ctx := context.Background()
+	cmds := aclCommands(t, map[string]string{"APP_PASSWORD": "app-pw", "KEDA_PASSWORD": "keda-pw"})
+	if len(cmds) != 2 || cmds["redis-keda"] == nil || cmds["keda"] == nil {
+		t.Fatalf("k8s/README.md should document the users redis-keda and keda; found %v", cmds)
+	}
+	for _, args := range cmds {
+		if err := admin.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+
+	app := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "redis-keda", Password: "app-pw"})
+	defer app.Close()
+	q, err := New(app, Config{Name: "events", LeaseDuration: time.Second, MaxAttempts: 2, MaxWait: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s as the documented app user: %v", what, err)
+		}
+	}
+	_, err = q.Publish(ctx, Event{Wait: time.Second}, Event{Wait: time.Second})
+	must("publish", err)
+	must("publish raw", q.PublishRaw(ctx, []byte(`{"wait": 1}`), []byte(`bad`)))
+	d, err := q.Claim(ctx, time.Second)
+	must("claim", err)
+	must("heartbeat", q.Heartbeat(ctx, d))
+	must("ack", q.Ack(ctx, d))
+	d, err = q.Claim(ctx, time.Second)
+	must("claim", err)
+	_, err = q.Nack(ctx, d, "x")
+	must("nack", err)
+	d, err = q.Claim(ctx, time.Second)
+	must("claim", err)
+	must("release", q.Release(ctx, d))
+	_, err = q.Claim(ctx, time.Second) // abandoned: the reaper takes it back
+	must("claim", err)
+	must("raw move", app.BRPopLPush(ctx, "events", "{events}:processing", time.Second).Err()) //lint:ignore SA1019 the claim's first step, by hand
+	_, err = q.Reap(ctx)
+	must("reap (mark)", err)
+	time.Sleep(1100 * time.Millisecond)
+	r, err := q.Reap(ctx)
+	must("reap", err)
+	if r.Requeued+r.Dead != 1 || r.Rescued != 1 {
+		t.Errorf("reap = %+v, want one expired and one rescued", r)
+	}
+	_, err = q.Stats(ctx)
+	must("stats", err)
+	_, err = q.DeadLetters(ctx, 10)
+	must("dead letters", err)
+	_, err = q.Claim(ctx, time.Second) // the invalid payload: dead-lettered
+	if err != nil && !strings.Contains(err.Error(), "invalid event") && err != ErrNoEvent {
+		must("claim of a bad payload", err)
+	}
+
+	keda := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "keda", Password: "keda-pw"})
+	defer keda.Close()
+	// KEDA's scaler script, as in pkg/scalers/redis_scaler.go.
+	n, err := keda.Eval(ctx, `local listType = redis.call('type', KEYS[1])["ok"]
+if listType == "list" then return redis.call('llen', KEYS[1]) elseif listType == "none" then return 0 end
+return -1`, []string{"events"}).Int64()
+	if err != nil || n < 0 {
+		t.Fatalf("KEDA's list-length script as the documented keda user: %d, %v", n, err)
+	}
+	if err := keda.LPush(ctx, "events", "x").Err(); err == nil {
+		t.Error("the keda user can write: the documented ACL is wider than KEDA needs")
+	}
+}
