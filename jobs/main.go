@@ -81,7 +81,7 @@ func run(ctx context.Context, log *zap.Logger, c cfg) error {
 			var inv *queue.InvalidEventError
 			errors.As(err, &inv)
 			log.Error("invalid event dead-lettered; fix the producer",
-				zap.String("outcome", string(queue.Dead)), zap.String("reason", inv.Reason), zap.String("payload", inv.Payload))
+				zap.String("outcome", string(queue.Dead)), zap.String("reason", inv.Reason), zap.String("payload", truncate(inv.Payload, 1024)))
 			continue
 		case err != nil && ctx.Err() != nil:
 			return nil // shutdown while waiting: nothing in flight
@@ -149,4 +149,13 @@ func sleep(ctx context.Context, ev queue.Event) error {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
+}
+
+// truncate keeps log lines bounded for huge bad payloads (the dead letter
+// keeps the whole payload).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…(truncated)"
 }
