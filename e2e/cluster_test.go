@@ -65,18 +65,7 @@ func TestLocalCluster(t *testing.T) {
 	start := time.Now()
 	// E2E_WITHOUT_KEDA=1 skips KEDA (a quicker run of the core parts).
 	withoutKEDA := os.Getenv("E2E_WITHOUT_KEDA") == "1"
-	c, err := cluster.Start(ctx, cluster.Options{BinDir: bins, Log: testLog{t}, WithoutKEDA: withoutKEDA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLogs(t, c.LogDir())
-		}
-		if err := c.Stop(); err != nil {
-			t.Errorf("stop cluster: %v", err)
-		}
-	})
+	c := startCluster(ctx, t, cluster.Options{BinDir: bins, Log: testLog{t}, WithoutKEDA: withoutKEDA})
 	n, err := node.Start(ctx, node.Options{Config: c.RESTConfig(), BinDir: projBin, LogDir: t.TempDir(), Log: testLog{t}})
 	if err != nil {
 		t.Fatal(err)
@@ -424,6 +413,25 @@ func readJSONLines(t *testing.T, path string) []map[string]any {
 }
 
 // dumpLogs prints the tail of every process log of a failed run.
+// startCluster starts the control plane and stops it when the test ends,
+// printing the components' log tails first if the test failed.
+func startCluster(ctx context.Context, t *testing.T, opts cluster.Options) *cluster.Cluster {
+	t.Helper()
+	c, err := cluster.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, c.LogDir())
+		}
+		if err := c.Stop(); err != nil {
+			t.Errorf("stop cluster: %v", err)
+		}
+	})
+	return c
+}
+
 func dumpLogs(t *testing.T, dir string) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
 	for _, f := range files {

@@ -72,18 +72,7 @@ func startBed(ctx context.Context, t *testing.T) *bed {
 	}
 	srv := redistest.Start(t, redistest.WithPassword(redisPassword), redistest.WithAOF())
 
-	c, err := cluster.Start(ctx, cluster.Options{BinDir: bins, Log: testLog{t}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLogs(t, c.LogDir())
-		}
-		if err := c.Stop(); err != nil {
-			t.Errorf("stop cluster: %v", err)
-		}
-	})
+	c := startCluster(ctx, t, cluster.Options{BinDir: bins, Log: testLog{t}})
 	podLogs := t.TempDir()
 	n, err := node.Start(ctx, node.Options{Config: c.RESTConfig(), BinDir: projBin, LogDir: podLogs, Log: testLog{t}})
 	if err != nil {
