@@ -1,4 +1,4 @@
-package main
+package publisher
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-func testConfig(t *testing.T, srv *redistest.Server, env map[string]string) cfg {
+func testConfig(t *testing.T, srv *redistest.Server, env map[string]string) Config {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -31,7 +31,7 @@ func testConfig(t *testing.T, srv *redistest.Server, env map[string]string) cfg 
 	for k, v := range env {
 		base[k] = v
 	}
-	var c cfg
+	var c Config
 	if err := config.ParseFrom(&c, base); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestPublishesUpToLimitThenKeepsReaping(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, zaptest.NewLogger(t), c) }()
+	go func() { done <- Run(ctx, zaptest.NewLogger(t), c) }()
 
 	// 25 events in batches of 10, 10, 5; then no more.
 	deadline := time.Now().Add(10 * time.Second)
@@ -144,7 +144,7 @@ func TestShutdownFinishesTheBatchInProgress(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the signal is already there when the first batch starts
-	if err := run(ctx, zaptest.NewLogger(t), c); err != nil {
+	if err := Run(ctx, zaptest.NewLogger(t), c); err != nil {
 		t.Fatal(err)
 	}
 	if s, _ := q.Stats(context.Background()); s.Pending != 500 {
@@ -169,14 +169,14 @@ func TestConfigValidation(t *testing.T) {
 				k, v, _ := strings.Cut(kv, "=")
 				env[k] = v
 			}
-			var c cfg
+			var c Config
 			err := config.ParseFrom(&c, env)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want one containing %q", err, tc.want)
 			}
 		})
 	}
-	var c cfg
+	var c Config
 	if err := config.ParseFrom(&c, map[string]string{}); err != nil {
 		t.Errorf("defaults rejected: %v", err)
 	}
@@ -194,7 +194,7 @@ func TestBatchSizeZeroOnlyReaps(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, zaptest.NewLogger(t), c) }()
+	go func() { done <- Run(ctx, zaptest.NewLogger(t), c) }()
 	if _, err := q.Publish(context.Background(), queue.Event{ID: "orphan", Wait: time.Second}); err != nil {
 		t.Fatal(err)
 	}

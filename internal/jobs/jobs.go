@@ -1,0 +1,155 @@
+// Package jobs is the consumer that runs in each Kubernetes Job: claim one
+// event, process it, ack it. The binaries jobs/ and cmd/redis-keda run it.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis-keda/redis-keda/queue"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Config is the jobs process's configuration (environment variables).
+type Config struct {
+	Redis queue.RedisConfig
+	Queue queue.Config
+
+	// ClaimTimeout is how long to block waiting for an event.
+	ClaimTimeout time.Duration `env:"CLAIM_TIMEOUT" envDefault:"10s"`
+	// MaxEvents is how many events one process claims before exiting.
+	MaxEvents int `env:"MAX_EVENTS" envDefault:"1"`
+	// ShutdownTimeout bounds the requeue of the in-flight event on SIGTERM.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// RedisRetryTimeout is how long Redis may stay unreachable before the
+	// job gives up with exit code 1.
+	RedisRetryTimeout time.Duration `env:"REDIS_RETRY_TIMEOUT" envDefault:"60s"`
+	LogLevel          zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
+}
+
+// Validate reports the first unusable setting, naming its variable.
+func (c *Config) Validate() error {
+	switch {
+	case c.ClaimTimeout < time.Second:
+		return errors.New("CLAIM_TIMEOUT must be at least 1s (BRPOPLPUSH blocks in whole seconds), such as 10s")
+	case c.MaxEvents < 1:
+		return fmt.Errorf("MAX_EVENTS=%d must be at least 1", c.MaxEvents)
+	case c.ShutdownTimeout <= 0:
+		return errors.New("SHUTDOWN_TIMEOUT must be positive, such as 10s")
+	case c.RedisRetryTimeout <= 0:
+		return errors.New("REDIS_RETRY_TIMEOUT must be positive, such as 60s")
+	}
+	return nil
+}
+
+// Level is the configured log level.
+func (c *Config) Level() zapcore.Level { return c.LogLevel }
+
+// Run claims up to MAX_EVENTS events, one at a time, and processes each:
+// sleep its wait while heartbeating, then ack. It returns nil when there is
+// nothing (more) to claim, on shutdown (the in-flight event released), and
+// after dead-lettering an invalid payload; an error when Redis stayed
+// unreachable or an event could not be finished (the reaper recovers it).
+func Run(ctx context.Context, log *zap.Logger, c Config) error {
+	rdb, err := c.Redis.NewClient()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	q, err := queue.New(rdb, c.Queue)
+	if err != nil {
+		return err
+	}
+	log.Debug("starting", zap.Stringer("redis", c.Redis), zap.String("queue", c.Queue.Name))
+
+	for n := 0; n < c.MaxEvents && ctx.Err() == nil; n++ {
+		d, err := claim(ctx, q, c)
+		switch {
+		case errors.Is(err, queue.ErrNoEvent):
+			log.Info("no event to claim", zap.Duration("waited", c.ClaimTimeout), zap.Int("processed", n))
+			return nil
+		case errors.Is(err, queue.ErrInvalidEvent):
+			var inv *queue.InvalidEventError
+			errors.As(err, &inv)
+			log.Error("invalid event dead-lettered; fix the producer",
+				zap.String("outcome", string(queue.Dead)), zap.String("reason", inv.Reason), zap.String("payload", truncate(inv.Payload, 1024)))
+			continue
+		case err != nil && ctx.Err() != nil:
+			return nil // shutdown while waiting: nothing in flight
+		case err != nil:
+			return err
+		}
+
+		start := time.Now()
+		outcome, err := q.Work(ctx, d, sleep, queue.WorkOptions{
+			FinishTimeout:    c.ShutdownTimeout,
+			OnHeartbeatError: func(err error) { log.Warn("heartbeat failed; retrying", zap.String("id", d.Event.ID), zap.Error(err)) },
+		})
+		fields := []zap.Field{
+			zap.String("outcome", string(outcome)),
+			zap.String("id", d.Event.ID),
+			zap.Bool("id_assigned", d.IDAssigned),
+			zap.Float64("wait", d.Event.Wait.Seconds()),
+			zap.Int("attempt", d.Attempt),
+			zap.Duration("duration", time.Since(start)),
+		}
+		if !d.Event.PublishedAt.IsZero() {
+			fields = append(fields, zap.Duration("latency", d.ClaimedAt.Sub(d.Event.PublishedAt)))
+		}
+		switch {
+		case err != nil && errors.Is(err, queue.ErrLeaseLost):
+			log.Warn("event lease lost; another job will process it", append(fields, zap.Error(err))...)
+		case err != nil:
+			// Still in the processing list: the reaper will recover it.
+			return fmt.Errorf("finish event %s (%s): %w", d.Event.ID, outcome, err)
+		case outcome == queue.Released:
+			log.Info("shutting down; event requeued", fields...)
+			return nil
+		default:
+			log.Info("event "+string(outcome), fields...)
+		}
+	}
+	return nil
+}
+
+// claim waits for one event, retrying Redis errors with backoff for at most
+// RedisRetryTimeout.
+func claim(ctx context.Context, q *queue.Queue, c Config) (*queue.Delivery, error) {
+	rctx, cancel := context.WithTimeout(ctx, c.RedisRetryTimeout)
+	defer cancel()
+	var d *queue.Delivery
+	err := queue.Retry(rctx, func() error {
+		var err error
+		d, err = q.Claim(ctx, c.ClaimTimeout)
+		return err
+	})
+	if err != nil && !queue.IsPermanent(err) && ctx.Err() == nil {
+		return nil, fmt.Errorf("redis at %s unreachable for %s (REDIS_RETRY_TIMEOUT); check REDIS_ADDR, REDIS_PASSWORD and that Redis is up: %w",
+			c.Redis.Addr, c.RedisRetryTimeout, err)
+	}
+	return d, err
+}
+
+// sleep is the job's work: wait the event's seconds, or stop early on ctx.
+func sleep(ctx context.Context, ev queue.Event) error {
+	t := time.NewTimer(ev.Wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// truncate keeps log lines bounded for huge bad payloads (the dead letter
+// keeps the whole payload).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…(truncated)"
+}

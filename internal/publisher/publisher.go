@@ -1,0 +1,222 @@
+// Package publisher is the long-running Deployment's process: synthetic load,
+// the reaper, the probes. The binaries publisher/ and cmd/redis-keda run it.
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/redis-keda/redis-keda/queue"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Config is the publisher's configuration (environment variables).
+type Config struct {
+	Redis queue.RedisConfig
+	Queue queue.Config
+
+	PublishInterval time.Duration `env:"PUBLISH_INTERVAL" envDefault:"10s"`
+	BatchSize       int           `env:"BATCH_SIZE" envDefault:"10"`
+	WaitMin         int           `env:"WAIT_MIN" envDefault:"10"` // seconds
+	WaitMax         int           `env:"WAIT_MAX" envDefault:"20"` // seconds
+	// BatchSize 0 publishes nothing: reaper and probes only.
+	// PublishLimit stops publishing after that many events (0 = never);
+	// the reaper and HTTP keep running until the process is terminated.
+	PublishLimit    int           `env:"PUBLISH_LIMIT" envDefault:"0"`
+	ReapInterval    time.Duration `env:"REAP_INTERVAL" envDefault:"15s"`
+	HTTPAddr        string        `env:"HTTP_ADDR" envDefault:":8080"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	LogLevel        zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
+}
+
+// Validate reports the first unusable setting, naming its variable.
+func (c *Config) Validate() error {
+	switch {
+	case c.PublishInterval <= 0:
+		return errors.New("PUBLISH_INTERVAL must be positive, such as 10s")
+	case c.BatchSize < 0:
+		return fmt.Errorf("BATCH_SIZE=%d must be 0 (reaper only, no publishing) or more", c.BatchSize)
+	case c.WaitMin < 0 || c.WaitMax < c.WaitMin:
+		return fmt.Errorf("WAIT_MIN=%d and WAIT_MAX=%d must satisfy 0 <= WAIT_MIN <= WAIT_MAX (seconds)", c.WaitMin, c.WaitMax)
+	case time.Duration(c.WaitMax)*time.Second > c.Queue.MaxWait:
+		return fmt.Errorf("WAIT_MAX=%d is above MAX_WAIT=%s: such events would be dead-lettered", c.WaitMax, c.Queue.MaxWait)
+	case c.PublishLimit < 0:
+		return fmt.Errorf("PUBLISH_LIMIT=%d must be 0 (unlimited) or more", c.PublishLimit)
+	case c.ReapInterval <= 0:
+		return errors.New("REAP_INTERVAL must be positive, such as 15s")
+	case c.ShutdownTimeout <= 0:
+		return errors.New("SHUTDOWN_TIMEOUT must be positive, such as 10s")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("HTTP_ADDR=%q is not [host]:port, such as :8080", c.HTTPAddr)
+	}
+	return nil
+}
+
+// Level is the configured log level.
+func (c *Config) Level() zapcore.Level { return c.LogLevel }
+
+// Run publishes, reaps and serves the probes until ctx ends; the batch in
+// progress finishes first.
+func Run(ctx context.Context, log *zap.Logger, c Config) error {
+	rdb, err := c.Redis.NewClient()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	q, err := queue.New(rdb, c.Queue)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR %s: %w", c.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: routes(q), ReadHeaderTimeout: 5 * time.Second}
+	log.Info("starting", zap.Stringer("redis", c.Redis), zap.String("queue", c.Queue.Name),
+		zap.String("http", ln.Addr().String()), zap.Duration("publish_interval", c.PublishInterval),
+		zap.Int("batch_size", c.BatchSize), zap.Int("publish_limit", c.PublishLimit))
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	wg.Go(func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case errc <- fmt.Errorf("http server: %w", err):
+			default:
+			}
+		}
+	})
+	if c.BatchSize > 0 {
+		wg.Go(func() { publishLoop(ctx, log, q, c) })
+	} else {
+		log.Info("BATCH_SIZE=0: not publishing; running the reaper and probes only")
+	}
+	wg.Go(func() { reapLoop(ctx, log, q, c.ReapInterval) })
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutdown signal received; finishing")
+	case runErr = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", zap.Error(err))
+	}
+	wg.Wait() // the loops stop on ctx; a batch in progress finishes first
+	if runErr == nil {
+		log.Info("stopped")
+	}
+	return runErr
+}
+
+func routes(q *queue.Queue) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := q.Ping(ctx); err != nil {
+			http.Error(w, "redis unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// publishLoop publishes one batch now and one every interval until ctx ends
+// or the limit is reached. A batch that fails to publish is kept and retried
+// at the next tick, so the generated load is not silently short.
+func publishLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config) {
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
+	t := time.NewTicker(c.PublishInterval)
+	defer t.Stop()
+	var published int
+	var batch []queue.Event
+	for {
+		if c.PublishLimit > 0 && published >= c.PublishLimit {
+			log.Info("publish limit reached; publishing stops, reaper keeps running", zap.Int("published", published))
+			return
+		}
+		if batch == nil {
+			batch = newBatch(rng, c, published)
+		}
+		// The batch in progress finishes even if a signal arrives meanwhile.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+		start := time.Now()
+		out, err := q.Publish(bctx, batch...)
+		var stats queue.Stats
+		if err == nil {
+			stats, _ = q.Stats(bctx) // informative only
+		}
+		cancel()
+		if err != nil {
+			log.Error("publish failed; will retry the batch", zap.Int("events", len(batch)), zap.Error(err))
+		} else {
+			published += len(out)
+			waits := make([]float64, len(out))
+			for i, ev := range out {
+				waits[i] = ev.Wait.Seconds()
+			}
+			log.Info("published batch", zap.Int("events", len(out)), zap.Int("published_total", published),
+				zap.String("first_id", out[0].ID), zap.String("last_id", out[len(out)-1].ID),
+				zap.Float64s("waits", waits), zap.Duration("took", time.Since(start)),
+				zap.Int64("pending", stats.Pending), zap.Int64("processing", stats.Processing), zap.Int64("dead", stats.Dead))
+			batch = nil
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// newBatch makes BATCH_SIZE events (fewer if PUBLISH_LIMIT is near) with
+// waits uniform in [WAIT_MIN, WAIT_MAX] seconds.
+func newBatch(rng *rand.Rand, c Config, published int) []queue.Event {
+	n := c.BatchSize
+	if c.PublishLimit > 0 {
+		n = min(n, c.PublishLimit-published)
+	}
+	batch := make([]queue.Event, n)
+	for i := range batch {
+		secs := c.WaitMin + rng.IntN(c.WaitMax-c.WaitMin+1)
+		batch[i] = queue.Event{Wait: time.Duration(secs) * time.Second}
+	}
+	return batch
+}
+
+// reapLoop recovers events of dead jobs every interval until ctx ends.
+func reapLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		res, err := q.Reap(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("reap failed; will retry", zap.Error(err))
+		case res != (queue.ReapResult{}):
+			log.Info("reaped orphaned events", zap.Int("requeued", res.Requeued), zap.Int("rescued", res.Rescued), zap.Int("dead", res.Dead))
+		}
+	}
+}
