@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -65,8 +66,9 @@ func (c Config) Validate() error {
 // Queue is a reliable queue on one Redis database. It is safe for concurrent
 // use.
 type Queue struct {
-	rdb redis.UniversalClient
-	cfg Config
+	rdb    redis.UniversalClient
+	cfg    Config
+	closer io.Closer // the client Open made, nil for New
 
 	pending, processing, leases, attempts, dead, unleased string
 }
@@ -87,6 +89,33 @@ func New(rdb redis.UniversalClient, cfg Config) (*Queue, error) {
 		dead:       deadKey(n),
 		unleased:   unleasedKey(n),
 	}, nil
+}
+
+// Open connects a new client for rc and returns the queue on it; Close
+// releases the client. (New is for a client the caller owns.)
+func Open(rc RedisConfig, cfg Config) (*Queue, error) {
+	rdb, err := rc.NewClient()
+	if err != nil {
+		return nil, err
+	}
+	q, err := New(rdb, cfg)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	q.closer = rdb
+	return q, nil
+}
+
+// Close closes the client Open made; it does nothing for a queue from New.
+func (q *Queue) Close() error {
+	if q.closer == nil {
+		return nil
+	}
+	if err := q.closer.Close(); err != nil {
+		return fmt.Errorf("close redis client: %w", err)
+	}
+	return nil
 }
 
 // Config returns the queue's configuration.

@@ -54,15 +54,11 @@ func (c *Config) Level() zapcore.Level { return c.LogLevel }
 // after dead-lettering an invalid payload; an error when Redis stayed
 // unreachable or an event could not be finished (the reaper recovers it).
 func Run(ctx context.Context, log *zap.Logger, c Config) error {
-	rdb, err := c.Redis.NewClient()
+	q, err := queue.Open(c.Redis, c.Queue)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	q, err := queue.New(rdb, c.Queue)
-	if err != nil {
-		return err
-	}
+	defer q.Close()
 	log.Debug("starting", zap.Stringer("redis", c.Redis), zap.String("queue", c.Queue.Name))
 
 	for n := 0; n < c.MaxEvents && ctx.Err() == nil; n++ {

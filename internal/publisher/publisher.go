@@ -67,15 +67,11 @@ func (c *Config) Level() zapcore.Level { return c.LogLevel }
 // Run publishes, reaps and serves the probes until ctx ends; the batch in
 // progress finishes first.
 func Run(ctx context.Context, log *zap.Logger, c Config) error {
-	rdb, err := c.Redis.NewClient()
+	q, err := queue.Open(c.Redis, c.Queue)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	q, err := queue.New(rdb, c.Queue)
-	if err != nil {
-		return err
-	}
+	defer q.Close()
 
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
