@@ -10,9 +10,9 @@ var (
 
 	// ErrInvalidEvent is wrapped by errors for payloads that can never be
 	// processed (not a JSON object, missing or bad "wait", wait above
-	// MAX_WAIT). Claim has already dead-lettered such a payload, with the
-	// reason, when it returns this; use errors.As with *InvalidEventError for
-	// the details.
+	// MAX_WAIT, larger than MAX_PAYLOAD_BYTES, out of attempts). Claim has
+	// already dead-lettered such a payload, with the reason, when it returns
+	// this; use errors.As with *InvalidEventError for the details.
 	ErrInvalidEvent = errors.New("invalid event")
 
 	// ErrLeaseLost means the delivery is no longer ours: its lease expired
@@ -20,6 +20,42 @@ var (
 	// Another consumer may process it; do not ack it again.
 	ErrLeaseLost = errors.New("lease lost")
 
+	// ErrClaimInterrupted is returned by Claim when its context ended while
+	// it waited. Whatever the claim had moved out of the pending list is back
+	// at its front; ClaimInterruptedError says whether there was something.
+	ErrClaimInterrupted = errors.New("claim interrupted")
+
+	// ErrPayloadTooLarge is returned by PublishRaw for a payload above
+	// MAX_PAYLOAD_BYTES (nothing of the call is published).
+	ErrPayloadTooLarge = errors.New("payload too large")
+
 	// ErrInvalidConfig wraps configuration errors from New.
 	ErrInvalidConfig = errors.New("invalid queue configuration")
 )
+
+// ClaimInterruptedError details ErrClaimInterrupted.
+type ClaimInterruptedError struct {
+	// Released is the size in bytes of the entry the claim had moved and
+	// put back at the front of the pending list; -1 when it had moved
+	// nothing.
+	Released int
+	// Err is set when putting the entry back failed: it is then still in its
+	// claim list, and the reaper will return it after its deadline.
+	Err error
+}
+
+func (e *ClaimInterruptedError) Error() string {
+	switch {
+	case e.Err != nil:
+		return "claim interrupted; putting the claimed entry back failed (the reaper will recover it): " + e.Err.Error()
+	case e.Released >= 0:
+		return "claim interrupted; the claimed entry is back at the front of the pending list"
+	default:
+		return "claim interrupted before anything was claimed"
+	}
+}
+
+// Is makes errors.Is(err, ErrClaimInterrupted) true.
+func (e *ClaimInterruptedError) Is(target error) bool { return target == ErrClaimInterrupted }
+
+func (e *ClaimInterruptedError) Unwrap() error { return e.Err }

@@ -18,9 +18,9 @@ import (
 // PublishedAt; every other field a producer sets is carried along untouched
 // and ignored by the job.
 type Event struct {
-	// ID identifies the event across redeliveries. Events that arrive without
-	// one get an ID assigned when they are first claimed (see Claim); it is
-	// written back into the payload so every retry carries the same ID.
+	// ID identifies the event across redeliveries: the payload's "id", or,
+	// for a payload without one, an ID the queue assigns at the first claim
+	// and keeps beside the payload (never in it) for every redelivery.
 	ID string
 	// Wait is how long the job sleeps: the "wait" field, in seconds.
 	Wait time.Duration
@@ -34,8 +34,6 @@ const (
 	fieldID          = "id"
 	fieldWait        = "wait"
 	fieldPublishedAt = "published_at"
-	fieldClaim       = "claim"      // per-delivery token, only on entries in the processing list
-	fieldClaimedAt   = "claimed_at" // when the delivery was claimed, only in the processing list
 )
 
 // eventExample is quoted in every decoding error so the reader knows the
@@ -61,43 +59,41 @@ func (e Event) Marshal() []byte {
 // field (0 means no bound). The error wraps ErrInvalidEvent and says what is
 // wrong and what is expected.
 func DecodeEvent(payload []byte, maxWait time.Duration) (Event, error) {
-	_, ev, err := parseEvent(payload, maxWait)
-	return ev, err
+	return parseEvent(payload, maxWait)
 }
 
-// parseEvent returns the payload's top-level fields (so the queue can add
-// its own and keep everything else byte for byte) and the decoded event.
-func parseEvent(payload []byte, maxWait time.Duration) (map[string]json.RawMessage, Event, error) {
+// parseEvent decodes the fields the job reads. It never changes the payload.
+func parseEvent(payload []byte, maxWait time.Duration) (Event, error) {
 	var ev Event
 	trimmed := bytes.TrimSpace(payload)
 	if len(trimmed) == 0 {
-		return nil, ev, invalid("payload is empty; expected " + eventExample)
+		return ev, invalid("payload is empty; expected " + eventExample)
 	}
 	if trimmed[0] != '{' {
-		return nil, ev, invalid("payload is not a JSON object; expected " + eventExample)
+		return ev, invalid("payload is not a JSON object; expected " + eventExample)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &fields); err != nil {
-		return nil, ev, invalid(fmt.Sprintf("payload is not valid JSON (%v); expected %s", err, eventExample))
+		return ev, invalid(fmt.Sprintf("payload is not valid JSON (%v); expected %s", err, eventExample))
 	}
 
 	rawWait, ok := fields[fieldWait]
 	if !ok {
-		return nil, ev, invalid(`missing field "wait"; expected ` + eventExample)
+		return ev, invalid(`missing field "wait"; expected ` + eventExample)
 	}
 	secs, err := parseSeconds(rawWait)
 	if err != nil {
-		return nil, ev, invalid(fmt.Sprintf(`field "wait" is %s: %v; expected %s`, truncate(string(rawWait), 40), err, eventExample))
+		return ev, invalid(fmt.Sprintf(`field "wait" is %s: %v; expected %s`, truncate(string(rawWait), 40), err, eventExample))
 	}
 	ev.Wait = time.Duration(secs * float64(time.Second))
 	if maxWait > 0 && ev.Wait > maxWait {
-		return nil, ev, invalid(fmt.Sprintf(`field "wait" is %s seconds, above MAX_WAIT (%s); split the work or raise MAX_WAIT`, string(rawWait), maxWait))
+		return ev, invalid(fmt.Sprintf(`field "wait" is %s seconds, above MAX_WAIT (%s); split the work or raise MAX_WAIT`, string(rawWait), maxWait))
 	}
 
 	if rawID, ok := fields[fieldID]; ok {
 		id, err := parseID(rawID)
 		if err != nil {
-			return nil, ev, invalid(fmt.Sprintf(`field "id" is %s: %v; use a string such as "evt-42" or leave it out`, truncate(string(rawID), 40), err))
+			return ev, invalid(fmt.Sprintf(`field "id" is %s: %v; use a string such as "evt-42" or leave it out`, truncate(string(rawID), 40), err))
 		}
 		ev.ID = id
 	}
@@ -109,7 +105,7 @@ func parseEvent(payload []byte, maxWait time.Duration) (map[string]json.RawMessa
 			}
 		}
 	}
-	return fields, ev, nil
+	return ev, nil
 }
 
 // parseSeconds accepts a JSON number that is finite and not negative.
@@ -159,8 +155,11 @@ func parseID(raw json.RawMessage) (string, error) {
 // can never be processed. Claim has already moved such a payload to the
 // dead-letter list when it returns this error.
 type InvalidEventError struct {
-	Reason  string // what is wrong and what is expected
-	Payload string // the payload as it was on the list (truncated in Error)
+	Reason string // what is wrong and what is expected
+	// Payload is the payload as it was on the list (truncated in Error); for
+	// a payload above MAX_PAYLOAD_BYTES only its first 256 bytes.
+	Payload string
+	Size    int // the payload's size in bytes
 }
 
 func (e *InvalidEventError) Error() string {
@@ -175,6 +174,12 @@ func (e *InvalidEventError) Is(target error) bool { return target == ErrInvalidE
 
 func invalid(reason string) error { return &InvalidEventError{Reason: reason} }
 
+// NewEventID returns a random event id (16 hex digits). Give events their id
+// before publishing when a failed publish may be retried: the retry then
+// re-sends the same ids, so a duplicate left by a publish that did reach
+// Redis is recognisable.
+func NewEventID() string { return newID() }
+
 // newID returns a random 16-hex-digit identifier.
 func newID() string {
 	var b [8]byte
@@ -188,38 +193,6 @@ func newID() string {
 func derivedID(payload []byte) string {
 	sum := sha256.Sum256(payload)
 	return "p" + hex.EncodeToString(sum[:4]) + "-" + newID()[:8]
-}
-
-// withFields returns the JSON object fields with extra fields set, as
-// compact JSON with sorted keys. Values of the other fields are kept.
-func withFields(fields map[string]json.RawMessage, extra map[string]json.RawMessage) []byte {
-	out := make(map[string]json.RawMessage, len(fields)+len(extra))
-	for k, v := range fields {
-		out[k] = v
-	}
-	for k, v := range extra {
-		out[k] = v
-	}
-	return mustJSON(out)
-}
-
-// withField returns a copy of fields with key set to value.
-func withField(fields map[string]json.RawMessage, key string, value json.RawMessage) map[string]json.RawMessage {
-	out := without(fields)
-	out[key] = value
-	return out
-}
-
-// without returns a copy of fields minus the named keys.
-func without(fields map[string]json.RawMessage, keys ...string) map[string]json.RawMessage {
-	out := make(map[string]json.RawMessage, len(fields))
-	for k, v := range fields {
-		out[k] = v
-	}
-	for _, k := range keys {
-		delete(out, k)
-	}
-	return out
 }
 
 func formatSeconds(d time.Duration) string {

@@ -8,8 +8,8 @@ import "strings"
 // one queue live in one hash slot and every Lua script below may touch them
 // together:
 //
-//	name "events":   events, {events}:processing, {events}:leases, ...
-//	name "{events}": {events}, {events}:processing, {events}:leases, ...
+//	name "events":   events, {events}:leases, {events}:claim:<token>, ...
+//	name "{events}": {events}, {events}:leases, {events}:claim:<token>, ...
 //
 // Both spellings work on a Redis Cluster: the slot of "events" is the slot of
 // the tag "{events}".
@@ -35,27 +35,40 @@ func hasHashTag(name string) bool {
 }
 
 // pendingKey is the LIST of events waiting to be claimed. Producers LPUSH,
-// consumers BRPOPLPUSH from the right: oldest first.
+// consumers BRPOPLPUSH from the right: oldest first. An entry is either the
+// producer's payload, byte for byte, or — once the event has been delivered —
+// an envelope that wraps those bytes with the queue's bookkeeping (see
+// envelope.go).
 func pendingKey(name string) string { return name }
 
-// processingKey is the LIST of claimed events. Each entry is the payload plus
-// a per-delivery "claim" token, so identical payloads in flight stay distinct.
-// Right after BRPOPLPUSH an entry is briefly the raw payload, until the lease
-// script replaces it (see Claim).
-func processingKey(name string) string { return hashTag(name) + ":processing" }
+// claimKey is one delivery's processing LIST, named by its claim token:
+// BRPOPLPUSH moves the pending entry into it, then the lease script pushes the
+// delivery's header in front of it. So it holds 0 entries (registered, nothing
+// claimed yet), 1 (claimed, not leased yet) or 2 (header, entry: in flight).
+// One list per delivery makes every transition O(1), makes a claim retry-safe
+// (the token says where a lost BRPOPLPUSH reply put the entry) and lets a job
+// interrupted mid-claim find exactly what it moved.
+func claimKey(name, token string) string { return claimPrefix(name) + token }
 
-// leasesKey is the ZSET of processing entries, scored by lease deadline
-// (Unix ms, Redis server clock).
+// claimPrefix is what the reaper's script prepends to a token.
+func claimPrefix(name string) string { return hashTag(name) + ":claim:" }
+
+// leasesKey is the ZSET claim token -> deadline (Unix ms, Redis server
+// clock). A token is added before its BRPOPLPUSH (deadline = claim timeout +
+// lease duration) and moved to now + LEASE_DURATION by the lease script and
+// every heartbeat. The reaper recovers the claim lists of tokens past their
+// deadline.
 func leasesKey(name string) string { return hashTag(name) + ":leases" }
 
-// attemptsKey is the HASH event id -> deliveries so far.
-func attemptsKey(name string) string { return hashTag(name) + ":attempts" }
+// claimedKey is the ZSET claim token -> Unix ms when the delivery was leased:
+// the in-flight events, oldest first.
+func claimedKey(name string) string { return hashTag(name) + ":claimed" }
 
 // deadKey is the LIST of dead letters: JSON records with the payload and the
 // reason it could not be processed. Newest at the left.
 func deadKey(name string) string { return hashTag(name) + ":dead" }
 
-// unleasedKey is the HASH raw processing entry -> Unix ms when the reaper
-// first saw it without a lease (a consumer died between BRPOPLPUSH and the
-// lease script).
-func unleasedKey(name string) string { return hashTag(name) + ":unleased" }
+// countersKey is the HASH outcome -> total since the queue was created
+// (acked, retried, dead, released, reaped_requeued, reaped_rescued,
+// reaped_dead, reaped_stale): updated by the same scripts that move the events.
+func countersKey(name string) string { return hashTag(name) + ":counters" }

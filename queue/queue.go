@@ -1,22 +1,22 @@
 // Package queue is the Redis reliable queue that the publisher and the jobs
 // share: the whole data path of redis-keda.
 //
-// An event moves through these keys (see keys.go):
+// An event moves through these keys (see keys.go; formats in envelope.go):
 //
-//	publish   LPUSH                    -> pending (the list KEDA counts)
-//	claim     BRPOPLPUSH pending       -> processing, then the lease script
-//	                                      swaps the raw entry for a unique
-//	                                      in-flight entry and records a lease
-//	heartbeat                             extends the lease
-//	ack       processing, lease, attempts -> gone
-//	nack      processing               -> pending, or dead after MaxAttempts
-//	release   processing               -> pending (shutdown; not an attempt)
-//	reap      expired or never-leased entries -> pending or dead
+//	publish   LPUSH                       -> pending (the list KEDA counts)
+//	claim     register the claim token in leases, then
+//	          BRPOPLPUSH pending          -> {q}:claim:<token>
+//	lease     push the delivery header into the claim list, lease it
+//	heartbeat                                extends the lease
+//	ack       claim list, lease           -> gone
+//	nack      claim list                  -> pending (back), or dead after MAX_ATTEMPTS
+//	release   claim list                  -> pending (front; shutdown, not an attempt)
+//	reap      claim lists past deadline   -> pending (front) or dead
 //
 // Delivery is at least once: an event whose consumer stalls past its lease is
 // given to another consumer, so handlers must tolerate a duplicate (use
-// Event.ID). No transition drops an event: every multi-key step is one Lua
-// script, declared next to the method that runs it.
+// Event.ID). No transition drops an event, none edits its bytes, and every
+// multi-key step is one Lua script declared next to the method that runs it.
 package queue
 
 import (
@@ -25,8 +25,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -37,13 +39,19 @@ type Config struct {
 	// its Redis Cluster slot.
 	Name string `env:"QUEUE" envDefault:"events"`
 	// LeaseDuration is how long a claim stays valid without a heartbeat. It
-	// is also the grace period for an entry that never got a lease.
+	// is also the grace period for an entry that was claimed but never
+	// leased.
 	LeaseDuration time.Duration `env:"LEASE_DURATION" envDefault:"30s"`
 	// MaxAttempts is how many deliveries an event gets before it is
-	// dead-lettered.
+	// dead-lettered. Every delivery counts, including one whose job died
+	// before it could lease the event.
 	MaxAttempts int `env:"MAX_ATTEMPTS" envDefault:"5"`
 	// MaxWait bounds an event's "wait"; longer events are dead-lettered.
 	MaxWait time.Duration `env:"MAX_WAIT" envDefault:"3600s"`
+	// MaxPayloadBytes bounds an event's size. A larger entry is
+	// dead-lettered at its first claim by a script (the job never sends it
+	// back to Redis), and PublishRaw refuses it.
+	MaxPayloadBytes int `env:"MAX_PAYLOAD_BYTES" envDefault:"1048576"`
 }
 
 // Validate reports the first unusable setting, naming its variable.
@@ -59,6 +67,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MAX_ATTEMPTS=%d must be at least 1", ErrInvalidConfig, c.MaxAttempts)
 	case c.MaxWait <= 0:
 		return fmt.Errorf("%w: MAX_WAIT=%s must be positive, such as 3600s", ErrInvalidConfig, c.MaxWait)
+	case c.MaxPayloadBytes < 64:
+		return fmt.Errorf("%w: MAX_PAYLOAD_BYTES=%d is below 64; use a size in bytes such as 1048576 (1 MiB)", ErrInvalidConfig, c.MaxPayloadBytes)
 	}
 	return nil
 }
@@ -70,7 +80,7 @@ type Queue struct {
 	cfg    Config
 	closer io.Closer // the client Open made, nil for New
 
-	pending, processing, leases, attempts, dead, unleased string
+	pending, leases, claimed, dead, counters, claimPrefix string
 }
 
 // New returns the queue named by cfg on rdb.
@@ -80,14 +90,14 @@ func New(rdb redis.UniversalClient, cfg Config) (*Queue, error) {
 	}
 	n := cfg.Name
 	return &Queue{
-		rdb:        rdb,
-		cfg:        cfg,
-		pending:    pendingKey(n),
-		processing: processingKey(n),
-		leases:     leasesKey(n),
-		attempts:   attemptsKey(n),
-		dead:       deadKey(n),
-		unleased:   unleasedKey(n),
+		rdb:         rdb,
+		cfg:         cfg,
+		pending:     pendingKey(n),
+		leases:      leasesKey(n),
+		claimed:     claimedKey(n),
+		dead:        deadKey(n),
+		counters:    countersKey(n),
+		claimPrefix: claimPrefix(n),
 	}, nil
 }
 
@@ -132,6 +142,12 @@ func (q *Queue) Ping(ctx context.Context) error {
 // Publish pushes the events in one round trip (one multi-value LPUSH). The
 // first event of the slice is consumed first. Events without an ID get one;
 // PublishedAt is set to now when zero. It returns the events as published.
+//
+// A failed Publish may still have reached Redis (the reply was lost): the
+// caller may retry, and should retry the *returned-on-success* form's ids —
+// give events their ID (NewEventID) before the first attempt, so a retry
+// re-sends the same ids and a duplicate is recognisable. Publish itself never
+// re-sends.
 func (q *Queue) Publish(ctx context.Context, events ...Event) ([]Event, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -156,13 +172,19 @@ func (q *Queue) Publish(ctx context.Context, events ...Event) ([]Event, error) {
 }
 
 // PublishRaw pushes payloads as they are (any bytes: validation happens at
-// claim time, where a bad payload is dead-lettered with its reason).
+// claim time, where a bad payload is dead-lettered with its reason). A
+// payload above MAX_PAYLOAD_BYTES is refused with ErrPayloadTooLarge and
+// nothing is published.
 func (q *Queue) PublishRaw(ctx context.Context, payloads ...[]byte) error {
 	if len(payloads) == 0 {
 		return nil
 	}
 	args := make([]any, len(payloads))
 	for i, p := range payloads {
+		if len(p) > q.cfg.MaxPayloadBytes {
+			return fmt.Errorf("%w: payload %d of %d is %d bytes, above MAX_PAYLOAD_BYTES (%d); store large data elsewhere and publish a reference",
+				ErrPayloadTooLarge, i+1, len(payloads), len(p), q.cfg.MaxPayloadBytes)
+		}
 		args[i] = p
 	}
 	if err := q.rdb.LPush(ctx, q.pending, args...).Err(); err != nil {
@@ -177,126 +199,404 @@ type Delivery struct {
 	Event Event
 	// Attempt is this delivery's number: 1 the first time.
 	Attempt int
-	// IDAssigned is true when the event came without an id and Claim
-	// assigned Event.ID (it travels with the event from now on).
+	// IDAssigned is true when the payload has no id and Event.ID was
+	// assigned by the queue (it travels beside the payload from now on).
 	IDAssigned bool
 	ClaimedAt  time.Time
+	// Token is the claim token: the delivery's claim list is
+	// {QUEUE}:claim:<Token>.
+	Token string
 
-	fields map[string]json.RawMessage // the payload's fields, id included
-	entry  string                     // this delivery's processing-list entry
+	payload string // the producer's bytes
 }
 
-// Payload returns the event as it goes back to the pending list on retry.
-func (d *Delivery) Payload() []byte { return mustJSON(d.fields) }
+// Payload returns the event exactly as the producer sent it.
+func (d *Delivery) Payload() []byte { return []byte(d.payload) }
 
-// leaseScript turns the raw entry BRPOPLPUSH put in the processing list into
-// this delivery's unique entry, records its lease and counts the attempt.
+// ClaimOptions tune ClaimWith.
+type ClaimOptions struct {
+	// Timeout is how long to wait for an event (at least 1s). Default 10s.
+	Timeout time.Duration
+	// RetryTimeout is how long Redis errors are retried, with backoff,
+	// before Claim gives up (0: not retried). A retry keeps the claim token,
+	// so an entry moved by a BRPOPLPUSH whose reply was lost is found and
+	// leased, not orphaned.
+	RetryTimeout time.Duration
+	// ReleaseTimeout bounds putting back what an interrupted claim had
+	// moved. Default 10s.
+	ReleaseTimeout time.Duration
+}
+
+// Claim is ClaimWith with only a timeout.
+func (q *Queue) Claim(ctx context.Context, timeout time.Duration) (*Delivery, error) {
+	return q.ClaimWith(ctx, ClaimOptions{Timeout: timeout})
+}
+
+// registerScript registers (or extends) a claim token before its
+// BRPOPLPUSH, so the reaper can recover the entry if the claimer dies before
+// leasing it.
 //
-// KEYS[1] processing list
-// KEYS[2] leases zset
-// KEYS[3] attempts hash
-// ARGV[1] raw entry, as moved by BRPOPLPUSH
-// ARGV[2] in-flight entry (payload + claim token)
-// ARGV[3] lease duration, ms
-// ARGV[4] event id
-// Output: the attempt number (>= 1), or -1 when the raw entry is no longer in
-// the processing list (the reaper returned it to pending: not ours any more).
-var leaseScript = redis.NewScript(`
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
-  return -1
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('LPUSH', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[2])
-return redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+// KEYS[1] leases zset
+// ARGV[1] claim token
+// ARGV[2] ms from now until the reaper may recover the token's claim list
+// Output: 1
+var registerScript = redis.NewScript(luaPrelude + `
+redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])
+return 1
 `)
 
-// Claim takes the oldest pending event, waiting up to timeout for one
-// (BRPOPLPUSH pending processing), and leases it for LeaseDuration.
+// unregisterScript withdraws a claim token whose wait ended empty-handed.
 //
-// Errors: ErrNoEvent when nothing arrived; an error wrapping ErrInvalidEvent
-// (an *InvalidEventError) when the payload can never be processed — it has
-// been dead-lettered with the reason, nothing is left to do. Any other error
-// is Redis trouble; an event that was moved but not leased is recovered by
-// the reaper.
-func (q *Queue) Claim(ctx context.Context, timeout time.Duration) (*Delivery, error) {
+// KEYS[1] claim list
+// KEYS[2] leases zset
+// ARGV[1] claim token
+// Output: the claim list's length; the token is withdrawn only when it is 0
+// (otherwise an entry arrived after all and the claimer leases it).
+var unregisterScript = redis.NewScript(`
+local n = redis.call('LLEN', KEYS[1])
+if n == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return n
+`)
+
+// ClaimWith takes the oldest pending event and leases it for LeaseDuration.
+// It registers a claim token, then waits with BRPOPLPUSH pending ->
+// {q}:claim:<token> in slices of at most one second, so a cancelled ctx
+// (SIGTERM) is noticed within a second; whatever the claim had moved then goes
+// back to the front of pending (ErrClaimInterrupted).
+//
+// Errors: ErrNoEvent when nothing arrived within the timeout; an error
+// wrapping ErrInvalidEvent (an *InvalidEventError) when the entry can never
+// be processed — it has been dead-lettered with the reason; ErrClaimInterrupted
+// when ctx ended; otherwise Redis trouble that outlasted RetryTimeout (an
+// entry moved meanwhile stays registered, and the reaper recovers it).
+func (q *Queue) ClaimWith(ctx context.Context, opt ClaimOptions) (*Delivery, error) {
+	if opt.Timeout <= 0 {
+		opt.Timeout = 10 * time.Second
+	}
+	opt.Timeout = max(opt.Timeout, time.Second)
+	if opt.ReleaseTimeout <= 0 {
+		opt.ReleaseTimeout = 10 * time.Second
+	}
+	r := &retrier{timeout: opt.RetryTimeout}
 	for {
-		raw, err := q.rdb.BRPopLPush(ctx, q.pending, q.processing, timeout).Result()
-		if errors.Is(err, redis.Nil) {
-			return nil, ErrNoEvent
-		}
-		if err != nil {
-			return nil, fmt.Errorf("claim from %s: %w", q.pending, err)
-		}
-		d, err := q.lease(ctx, raw)
-		if errors.Is(err, errRawGone) {
-			continue // the reaper requeued it between our two steps; claim again
+		d, err := q.claimToken(ctx, newID(), opt, r)
+		if errors.Is(err, errEntryGone) {
+			continue // the reaper recovered the entry between our steps: claim again
 		}
 		return d, err
 	}
 }
 
-var errRawGone = errors.New("raw entry no longer in processing")
+// errEntryGone: the claim list no longer holds the entry (the reaper
+// returned it to pending after the token's deadline).
+var errEntryGone = errors.New("claimed entry no longer in its claim list")
 
-// lease validates the raw entry and turns it into a delivery (or a dead
-// letter).
-func (q *Queue) lease(ctx context.Context, raw string) (*Delivery, error) {
-	fields, ev, err := parseEvent([]byte(raw), q.cfg.MaxWait)
+func (q *Queue) claimToken(ctx context.Context, token string, opt ClaimOptions, r *retrier) (*Delivery, error) {
+	key := q.claimPrefix + token
+	end := time.Now().Add(opt.Timeout)
+	// The reaper may recover this claim list once the rest of the wait and a
+	// lease's worth of grace have passed. Every retry re-registers first, so
+	// a claimer that outlives a Redis outage keeps its token.
+	register := func() error {
+		ms := (max(time.Until(end), 0) + q.cfg.LeaseDuration).Milliseconds()
+		return registerScript.Run(ctx, q.rdb, []string{q.leases}, token, ms).Err()
+	}
+	if err := r.do(ctx, register); err != nil {
+		if ctx.Err() != nil {
+			return nil, q.interruptClaim(ctx, token, opt.ReleaseTimeout)
+		}
+		return nil, fmt.Errorf("register claim on %s: %w", q.pending, err)
+	}
+
+	var entry string
+	check := false // a call failed: its BRPOPLPUSH may have moved an entry
+	for {
+		if ctx.Err() != nil {
+			return nil, q.interruptClaim(ctx, token, opt.ReleaseTimeout)
+		}
+		if check {
+			var items []string
+			err := register()
+			if err == nil {
+				items, err = q.rdb.LRange(ctx, key, 0, -1).Result()
+			}
+			if err != nil {
+				if r.again(ctx, err) {
+					continue
+				}
+				return nil, q.claimFailed(ctx, token, opt, err)
+			}
+			r.ok()
+			check = false
+			if len(items) > 0 {
+				entry = items[len(items)-1] // a leased list is [header, entry]
+				break
+			}
+		}
+		left := time.Until(end)
+		if left <= 0 {
+			n, err := unregisterScript.Run(ctx, q.rdb, []string{key, q.leases}, token).Int()
+			if err != nil {
+				if r.again(ctx, err) {
+					continue
+				}
+				return nil, q.claimFailed(ctx, token, opt, err)
+			}
+			if n == 0 {
+				return nil, ErrNoEvent
+			}
+			check = true // an entry arrived at the last moment
+			continue
+		}
+		slice := min(time.Second, left.Round(time.Second))
+		got, err := q.rdb.BRPopLPush(ctx, q.pending, key, max(slice, time.Second)).Result()
+		if errors.Is(err, redis.Nil) {
+			r.ok()
+			continue
+		}
+		if err != nil {
+			check = true
+			if r.again(ctx, err) {
+				continue
+			}
+			return nil, q.claimFailed(ctx, token, opt, err)
+		}
+		r.ok()
+		entry = got
+		break
+	}
+	if ctx.Err() != nil { // shutdown: put it back rather than start it
+		return nil, q.interruptClaim(ctx, token, opt.ReleaseTimeout)
+	}
+	// Leasing takes a moment; a signal meanwhile is Work's to handle (it
+	// releases the event at once), so the lease itself is not cancelled.
+	return q.lease(context.WithoutCancel(ctx), token, key, entry, r)
+}
+
+// claimFailed is the error of a claim that gave up on Redis; ctx ending
+// instead turns it into an interruption.
+func (q *Queue) claimFailed(ctx context.Context, token string, opt ClaimOptions, err error) error {
+	if ctx.Err() != nil {
+		return q.interruptClaim(ctx, token, opt.ReleaseTimeout)
+	}
+	return fmt.Errorf("claim from %s: %w", q.pending, err)
+}
+
+// abortScript puts back what an interrupted claim moved, unchanged, at the
+// front of the pending list, and withdraws the token.
+//
+// KEYS[1] claim list
+// KEYS[2] leases zset
+// KEYS[3] pending list
+// ARGV[1] claim token
+// Output: the size of the entry put back, or -1 when there was none.
+var abortScript = redis.NewScript(`
+local e = redis.call('LINDEX', KEYS[1], -1)
+local n = redis.call('LLEN', KEYS[1])
+if n > 1 then return -2 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+if not e then return -1 end
+redis.call('DEL', KEYS[1])
+redis.call('RPUSH', KEYS[3], e)
+return #e
+`)
+
+// interruptClaim runs abortScript on a context that outlives ctx by at most
+// timeout, retrying Redis errors.
+func (q *Queue) interruptClaim(ctx context.Context, token string, timeout time.Duration) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	var n int
+	err := Retry(actx, func() error {
+		var err error
+		n, err = abortScript.Run(actx, q.rdb, []string{q.claimPrefix + token, q.leases, q.pending}, token).Int()
+		return err
+	})
 	if err != nil {
-		var inv *InvalidEventError
-		errors.As(err, &inv)
-		inv.Payload = raw
-		rec := deadRecord(DeadLetter{Reason: inv.Reason, Attempts: 0, Payload: raw})
-		if _, derr := q.deadLetter(ctx, raw, rec, "", modeRaw); derr != nil {
-			return nil, fmt.Errorf("dead-letter invalid event (%s): %w", inv.Reason, derr)
+		return &ClaimInterruptedError{Released: -1, Err: fmt.Errorf("put back claim %s: %w", token, err)}
+	}
+	if n == -2 { // cannot happen: only this claimer leases its token
+		return &ClaimInterruptedError{Released: -1, Err: fmt.Errorf("claim %s is already leased", token)}
+	}
+	return &ClaimInterruptedError{Released: n}
+}
+
+// leaseScript pushes the delivery header in front of the claimed entry and
+// starts its lease. It is idempotent per token: run again (its reply was
+// lost), it returns the header already there.
+//
+// KEYS[1] claim list
+// KEYS[2] leases zset
+// KEYS[3] claimed zset
+// ARGV[1] claim token
+// ARGV[2] delivery header (JSON)
+// ARGV[3] lease duration, ms
+// Output: the header in force, or nil when the claim list is empty (the
+// reaper recovered the entry: not ours any more).
+var leaseScript = redis.NewScript(luaPrelude + `
+local n = redis.call('LLEN', KEYS[1])
+if n == 0 then return false end
+if n >= 2 then return redis.call('LINDEX', KEYS[1], 0) end
+local now = now_ms()
+redis.call('LPUSH', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+return ARGV[2]
+`)
+
+// deadClaimScript dead-letters a claimed entry that can never be processed
+// (invalid, too large, out of attempts) without leasing it.
+//
+// KEYS[1] claim list
+// KEYS[2] leases zset
+// KEYS[3] claimed zset
+// KEYS[4] dead list
+// KEYS[5] counters hash
+// ARGV[1] claim token
+// ARGV[2] the dead letter, or (ARGV[3] "prefix") its JSON up to the payload
+// ARGV[3] "record" or "prefix": in prefix mode the script appends the payload
+//         it holds, so a large payload never travels back from the job
+// ARGV[4] prefix mode: where the payload starts in the entry (bytes)
+// ARGV[5] prefix mode: "1" when the payload is valid UTF-8
+// Output: 1 dead-lettered, 0 the claim list was empty (recovered meanwhile).
+var deadClaimScript = redis.NewScript(luaPrelude + `
+local e = redis.call('LINDEX', KEYS[1], -1)
+if not e then return 0 end
+local rec = ARGV[2]
+if ARGV[3] == 'prefix' then
+  rec = dead_record_from_prefix(ARGV[2], string.sub(e, tonumber(ARGV[4]) + 1), ARGV[5] == '1')
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('LPUSH', KEYS[4], rec)
+redis.call('HINCRBY', KEYS[5], 'dead', 1)
+return 1
+`)
+
+// lease validates the claimed entry and turns it into a delivery, or
+// dead-letters it.
+func (q *Queue) lease(ctx context.Context, token, key, entry string, r *retrier) (*Delivery, error) {
+	h, payload, off, envErr := splitEntry(entry)
+	attempt := h.Attempts + 1
+
+	var inv *InvalidEventError
+	var ev Event
+	switch {
+	case len(payload) > q.cfg.MaxPayloadBytes:
+		inv = &InvalidEventError{
+			Reason: fmt.Sprintf("payload too large: %d bytes, above MAX_PAYLOAD_BYTES (%d); store large data elsewhere and publish a reference, or raise MAX_PAYLOAD_BYTES (and the job's memory)",
+				len(payload), q.cfg.MaxPayloadBytes),
+			Payload: strings.Clone(payload[:min(len(payload), 256)]), // a preview; the payload stays in Redis
+			Size:    len(payload),
+		}
+		prefix := deadRecordPrefix(assignedID(h), inv.Reason, attempt, len(payload))
+		isUTF8 := "0"
+		if utf8.ValidString(payload) {
+			isUTF8 = "1"
+		}
+		if err := q.deadClaim(ctx, token, key, r, prefix, "prefix", off, isUTF8); err != nil {
+			return nil, err
+		}
+		return nil, inv
+	case envErr != nil:
+		inv = &InvalidEventError{Reason: envErr.Error()}
+	case attempt > q.cfg.MaxAttempts:
+		inv = &InvalidEventError{Reason: fmt.Sprintf("delivered %d times, MAX_ATTEMPTS is %d", h.Attempts, q.cfg.MaxAttempts)}
+	default:
+		var err error
+		ev, err = parseEvent([]byte(payload), q.cfg.MaxWait)
+		if err != nil {
+			errors.As(err, &inv)
+		}
+	}
+	if inv != nil {
+		inv.Payload, inv.Size = payload, len(payload)
+		rec := deadRecord(assignedID(h), inv.Reason, attempt, []byte(payload))
+		if err := q.deadClaim(ctx, token, key, r, string(rec), "record", 0, ""); err != nil {
+			return nil, err
 		}
 		return nil, inv
 	}
 
-	d := &Delivery{Event: ev, ClaimedAt: time.Now(), fields: fields}
+	d := &Delivery{Event: ev, Attempt: attempt, ClaimedAt: time.Now(), Token: token, payload: payload}
 	if ev.ID == "" {
-		d.Event.ID = derivedID([]byte(raw))
 		d.IDAssigned = true
-		d.fields = withField(fields, fieldID, mustJSON(d.Event.ID))
+		if d.Event.ID = assignedID(h); d.Event.ID == "" {
+			d.Event.ID = derivedID([]byte(payload))
+		}
 	}
-	d.entry = string(withFields(d.fields, map[string]json.RawMessage{
-		fieldClaim:     mustJSON(newID()),
-		fieldClaimedAt: mustJSON(d.ClaimedAt.UTC().Format(time.RFC3339Nano)),
+	header := string(encodeJSON(deliveryHeader{
+		Token: token, ID: d.Event.ID, Assigned: d.IDAssigned, Attempt: attempt,
+		ClaimedAt: d.ClaimedAt.UTC().Format(time.RFC3339Nano),
+		Off:       off, Size: len(payload), UTF8: utf8.ValidString(payload),
 	}))
-
-	keys := []string{q.processing, q.leases, q.attempts}
-	n, err := leaseScript.Run(ctx, q.rdb, keys, raw, d.entry, q.cfg.LeaseDuration.Milliseconds(), d.Event.ID).Int()
-	if err != nil {
+	var got any
+	err := r.do(ctx, func() error {
+		var err error
+		got, err = leaseScript.Run(ctx, q.rdb, []string{key, q.leases, q.claimed}, token, header, q.cfg.LeaseDuration.Milliseconds()).Result()
+		return err
+	})
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, errEntryGone
+	case err != nil:
 		return nil, fmt.Errorf("lease event %s: %w", d.Event.ID, err)
+	case got != header: // an earlier attempt leased it; its reply was lost
+		var prev deliveryHeader
+		if s, ok := got.(string); !ok || json.Unmarshal([]byte(s), &prev) != nil {
+			return nil, fmt.Errorf("lease event %s: unexpected header %v", d.Event.ID, got)
+		}
+		d.Event.ID, d.IDAssigned, d.Attempt = prev.ID, prev.Assigned, prev.Attempt
+		d.ClaimedAt, _ = time.Parse(time.RFC3339Nano, prev.ClaimedAt)
 	}
-	if n < 0 {
-		return nil, errRawGone
-	}
-	d.Attempt = n
 	return d, nil
+}
+
+// assignedID is the id an envelope carries for an id-less payload.
+func assignedID(h envelopeHeader) string {
+	if h.Assigned {
+		return h.ID
+	}
+	return ""
+}
+
+func (q *Queue) deadClaim(ctx context.Context, token, key string, r *retrier, rec, mode string, off int, isUTF8 string) error {
+	var n int
+	err := r.do(ctx, func() error {
+		var err error
+		n, err = deadClaimScript.Run(ctx, q.rdb, []string{key, q.leases, q.claimed, q.dead, q.counters},
+			token, rec, mode, off, isUTF8).Int()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("dead-letter claimed entry: %w", err)
+	}
+	if n == 0 {
+		return errEntryGone
+	}
+	return nil
 }
 
 // heartbeatScript extends a lease that still exists.
 //
 // KEYS[1] leases zset
-// ARGV[1] in-flight entry
+// KEYS[2] claim list
+// ARGV[1] claim token
 // ARGV[2] lease duration, ms
-// Output: 1 extended, 0 the lease is gone (the reaper took the event back).
-var heartbeatScript = redis.NewScript(`
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+// Output: 1 extended, 0 the delivery is gone (the reaper took the event back).
+var heartbeatScript = redis.NewScript(luaPrelude + `
+if redis.call('LLEN', KEYS[2]) < 2 or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])
 return 1
 `)
 
 // Heartbeat extends the delivery's lease by LeaseDuration from now.
 // ErrLeaseLost means the event is no longer ours.
 func (q *Queue) Heartbeat(ctx context.Context, d *Delivery) error {
-	n, err := heartbeatScript.Run(ctx, q.rdb, []string{q.leases}, d.entry, q.cfg.LeaseDuration.Milliseconds()).Int()
+	n, err := heartbeatScript.Run(ctx, q.rdb, []string{q.leases, q.claimPrefix + d.Token}, d.Token, q.cfg.LeaseDuration.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("heartbeat event %s: %w", d.Event.ID, err)
 	}
@@ -306,27 +606,29 @@ func (q *Queue) Heartbeat(ctx context.Context, d *Delivery) error {
 	return nil
 }
 
-// ackScript removes a finished delivery and its records.
+// ackScript removes a finished delivery.
 //
-// KEYS[1] processing list
+// KEYS[1] claim list
 // KEYS[2] leases zset
-// KEYS[3] attempts hash
-// ARGV[1] in-flight entry
-// ARGV[2] event id
-// Output: 1 acked, 0 the entry was not in flight (lease lost).
+// KEYS[3] claimed zset
+// KEYS[4] counters hash
+// ARGV[1] claim token
+// Output: 1 acked, 0 the delivery was not in flight (lease lost).
 var ackScript = redis.NewScript(`
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
-  return 0
-end
+if redis.call('LLEN', KEYS[1]) < 2 then return 0 end
+redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HINCRBY', KEYS[4], 'acked', 1)
 return 1
 `)
 
 // Ack marks the delivery done. ErrLeaseLost means the reaper had already
-// given the event back (it will be processed again: a duplicate).
+// given the event back (it will be processed again: a duplicate) — or, when
+// an earlier Ack of the same delivery failed with a Redis error, that its
+// reply was lost and it did ack.
 func (q *Queue) Ack(ctx context.Context, d *Delivery) error {
-	n, err := ackScript.Run(ctx, q.rdb, []string{q.processing, q.leases, q.attempts}, d.entry, d.Event.ID).Int()
+	n, err := ackScript.Run(ctx, q.rdb, []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.counters}, d.Token).Int()
 	if err != nil {
 		return fmt.Errorf("ack event %s: %w", d.Event.ID, err)
 	}
@@ -336,98 +638,56 @@ func (q *Queue) Ack(ctx context.Context, d *Delivery) error {
 	return nil
 }
 
-// Guards for requeue and dead-letter scripts: who may move the entry.
-const (
-	modeOwner   = "owner"   // the consumer holding the lease
-	modeExpired = "expired" // the reaper: only while the lease is expired
-	modeRaw     = "raw"     // an entry that never had a lease
-)
-
-// requeueScript moves an in-flight entry back to the pending list.
+// requeueScript finishes a delivery without acking it: back to the pending
+// list in an envelope (the payload unchanged inside), or to the dead list.
 //
-// KEYS[1] processing list
+// KEYS[1] claim list
 // KEYS[2] leases zset
-// KEYS[3] pending list
-// KEYS[4] attempts hash
-// ARGV[1] in-flight entry
-// ARGV[2] payload to push back (the event without its claim token)
-// ARGV[3] mode: "owner", or "expired" (only if the lease deadline passed)
-// ARGV[4] attempts adjustment: 0, or -1 to not count this delivery (release)
-// ARGV[5] event id
-// ARGV[6] "front" (RPUSH: consumed next) or "back" (LPUSH: after the others)
-// Output: 1 requeued, 0 not moved (not in flight, or the lease was renewed).
-var requeueScript = redis.NewScript(`
-if ARGV[3] == 'expired' then
-  local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
-  if not deadline then return 0 end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if tonumber(deadline) > now then return 0 end
-end
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
-  return 0
-end
-redis.call('ZREM', KEYS[2], ARGV[1])
-if tonumber(ARGV[4]) ~= 0 then
-  if redis.call('HINCRBY', KEYS[4], ARGV[5], ARGV[4]) <= 0 then
-    redis.call('HDEL', KEYS[4], ARGV[5])
+// KEYS[3] claimed zset
+// KEYS[4] pending list
+// KEYS[5] dead list
+// KEYS[6] counters hash
+// ARGV[1] claim token
+// ARGV[2] "back" (LPUSH: after the others), "front" (RPUSH: claimed next),
+//         or "dead"
+// ARGV[3] deliveries to record in the envelope
+// ARGV[4] dead letter (for "dead")
+// ARGV[5] counter to increment
+// Output: 1 moved, 0 the delivery was not in flight (lease lost).
+var requeueScript = redis.NewScript(luaPrelude + `
+if redis.call('LLEN', KEYS[1]) < 2 then return 0 end
+if ARGV[2] == 'dead' then
+  redis.call('LPUSH', KEYS[5], ARGV[4])
+else
+  local h = cjson.decode(redis.call('LINDEX', KEYS[1], 0))
+  local e = redis.call('LINDEX', KEYS[1], 1)
+  local attempts = tonumber(ARGV[3])
+  local out
+  if attempts == 0 and not h.assigned then
+    out = e -- released on its first delivery: the entry exactly as it came
+  else
+    local nh = {attempts = attempts}
+    if h.assigned then nh.id = h.id; nh.assigned = true end
+    out = envelope(nh, string.sub(e, h.off + 1))
+  end
+  if ARGV[2] == 'front' then
+    redis.call('RPUSH', KEYS[4], out)
+  else
+    redis.call('LPUSH', KEYS[4], out)
   end
 end
-if ARGV[6] == 'front' then
-  redis.call('RPUSH', KEYS[3], ARGV[2])
-else
-  redis.call('LPUSH', KEYS[3], ARGV[2])
-end
-return 1
-`)
-
-func (q *Queue) requeue(ctx context.Context, entry string, payload []byte, id, mode string, adjust int, where string) (bool, error) {
-	keys := []string{q.processing, q.leases, q.pending, q.attempts}
-	n, err := requeueScript.Run(ctx, q.rdb, keys, entry, payload, mode, adjust, id, where).Int()
-	if err != nil {
-		return false, fmt.Errorf("requeue event %s: %w", id, err)
-	}
-	return n == 1, nil
-}
-
-// deadScript moves an entry from the processing list to the dead-letter list.
-//
-// KEYS[1] processing list
-// KEYS[2] leases zset
-// KEYS[3] dead list
-// KEYS[4] attempts hash
-// ARGV[1] processing entry
-// ARGV[2] dead-letter record (JSON)
-// ARGV[3] mode: "owner", "expired" (only if the lease deadline passed) or
-//
-//	"raw" (an entry that was never leased)
-//
-// ARGV[4] event id ("" when the payload had none)
-// Output: 1 dead-lettered, 0 not moved.
-var deadScript = redis.NewScript(`
-if ARGV[3] == 'expired' then
-  local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
-  if not deadline then return 0 end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if tonumber(deadline) > now then return 0 end
-end
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
-  return 0
-end
+redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-if ARGV[4] ~= '' then
-  redis.call('HDEL', KEYS[4], ARGV[4])
-end
-redis.call('LPUSH', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HINCRBY', KEYS[6], ARGV[5], 1)
 return 1
 `)
 
-func (q *Queue) deadLetter(ctx context.Context, entry string, record []byte, id, mode string) (bool, error) {
-	keys := []string{q.processing, q.leases, q.dead, q.attempts}
-	n, err := deadScript.Run(ctx, q.rdb, keys, entry, record, mode, id).Int()
+func (q *Queue) requeue(ctx context.Context, d *Delivery, where string, attempts int, record []byte, counter string) (bool, error) {
+	keys := []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.pending, q.dead, q.counters}
+	n, err := requeueScript.Run(ctx, q.rdb, keys, d.Token, where, attempts, record, counter).Int()
 	if err != nil {
-		return false, fmt.Errorf("dead-letter event %s: %w", id, err)
+		return false, fmt.Errorf("%s event %s: %w", counter, d.Event.ID, err)
 	}
 	return n == 1, nil
 }
@@ -439,16 +699,12 @@ func (q *Queue) deadLetter(ctx context.Context, entry string, record []byte, id,
 func (q *Queue) Nack(ctx context.Context, d *Delivery, reason string) (dead bool, err error) {
 	var moved bool
 	if d.Attempt >= q.cfg.MaxAttempts {
-		rec := deadRecord(DeadLetter{
-			ID:       d.Event.ID,
-			Reason:   fmt.Sprintf("failed on attempt %d of %d (MAX_ATTEMPTS): %s", d.Attempt, q.cfg.MaxAttempts, reason),
-			Attempts: d.Attempt,
-			Payload:  string(d.Payload()),
-		})
-		moved, err = q.deadLetter(ctx, d.entry, rec, d.Event.ID, modeOwner)
+		rec := deadRecord(d.Event.ID, fmt.Sprintf("failed on attempt %d of %d (MAX_ATTEMPTS): %s", d.Attempt, q.cfg.MaxAttempts, reason),
+			d.Attempt, []byte(d.payload))
+		moved, err = q.requeue(ctx, d, "dead", d.Attempt, rec, "dead")
 		dead = true
 	} else {
-		moved, err = q.requeue(ctx, d.entry, d.Payload(), d.Event.ID, modeOwner, 0, "back")
+		moved, err = q.requeue(ctx, d, "back", d.Attempt, nil, "retried")
 	}
 	if err != nil {
 		return false, err
@@ -463,7 +719,7 @@ func (q *Queue) Nack(ctx context.Context, d *Delivery, reason string) (dead bool
 // without counting the delivery as an attempt: for a consumer that is shutting
 // down (SIGTERM). ErrLeaseLost means the event was no longer ours.
 func (q *Queue) Release(ctx context.Context, d *Delivery) error {
-	moved, err := q.requeue(ctx, d.entry, d.Payload(), d.Event.ID, modeOwner, -1, "front")
+	moved, err := q.requeue(ctx, d, "front", d.Attempt-1, nil, "released")
 	if err != nil {
 		return err
 	}
@@ -473,24 +729,8 @@ func (q *Queue) Release(ctx context.Context, d *Delivery) error {
 	return nil
 }
 
-// DeadLetter is one record of the dead-letter list.
-type DeadLetter struct {
-	ID       string    `json:"id,omitempty"`
-	Reason   string    `json:"reason"`
-	Attempts int       `json:"attempts"`
-	DeadAt   time.Time `json:"dead_at"`
-	// Payload is the event as it was on the pending list (any bytes).
-	Payload string `json:"payload"`
-}
-
-func deadRecord(dl DeadLetter) []byte {
-	if dl.DeadAt.IsZero() {
-		dl.DeadAt = time.Now().UTC()
-	}
-	return mustJSON(dl)
-}
-
-// DeadLetters returns up to n dead letters, newest first.
+// DeadLetters returns up to n dead letters, newest first. A record that
+// cannot be read is returned with its Reason saying so and Record set.
 func (q *Queue) DeadLetters(ctx context.Context, n int64) ([]DeadLetter, error) {
 	raws, err := q.rdb.LRange(ctx, q.dead, 0, n-1).Result()
 	if err != nil {
@@ -498,9 +738,9 @@ func (q *Queue) DeadLetters(ctx context.Context, n int64) ([]DeadLetter, error) 
 	}
 	out := make([]DeadLetter, 0, len(raws))
 	for _, r := range raws {
-		var dl DeadLetter
-		if err := json.Unmarshal([]byte(r), &dl); err != nil {
-			dl = DeadLetter{Reason: "unreadable dead-letter record: " + err.Error(), Payload: r}
+		dl, err := parseDeadLetter(r)
+		if err != nil {
+			dl.Reason = "unreadable dead-letter record: " + err.Error()
 		}
 		out = append(out, dl)
 	}
@@ -509,33 +749,46 @@ func (q *Queue) DeadLetters(ctx context.Context, n int64) ([]DeadLetter, error) 
 
 // Stats is a snapshot of the queue.
 type Stats struct {
-	Pending    int64 `json:"pending"`
+	Pending int64 `json:"pending"`
+	// Processing counts leased deliveries (in flight).
 	Processing int64 `json:"processing"`
-	Dead       int64 `json:"dead"`
-	// OldestInFlight is how long the oldest claimed event has been in
-	// flight (0 when none, or when that entry has not been leased yet).
+	// Claiming counts registered claims not leased yet: jobs waiting for an
+	// event, or killed between BRPOPLPUSH and the lease (the reaper returns
+	// those entries after their deadline).
+	Claiming int64 `json:"claiming"`
+	Dead     int64 `json:"dead"`
+	// OldestInFlight is how long the oldest leased delivery has been in
+	// flight (0 when none).
 	OldestInFlight time.Duration `json:"oldest_in_flight"`
+	// Counters are the per-outcome totals the scripts keep (acked, retried,
+	// dead, released, reaped_requeued, reaped_rescued, reaped_dead,
+	// reaped_stale).
+	Counters map[string]int64 `json:"counters"`
 }
 
-// Stats reads the list lengths and the oldest in-flight age in one round trip.
+// Stats reads the queue in one round trip; its cost does not grow with the
+// number of events.
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
 	pipe := q.rdb.Pipeline()
 	pending := pipe.LLen(ctx, q.pending)
-	processing := pipe.LLen(ctx, q.processing)
+	leases := pipe.ZCard(ctx, q.leases)
+	claimed := pipe.ZCard(ctx, q.claimed)
 	dead := pipe.LLen(ctx, q.dead)
-	oldest := pipe.LIndex(ctx, q.processing, -1) // entries are pushed left as they are claimed
+	oldest := pipe.ZRangeWithScores(ctx, q.claimed, 0, 0)
+	now := pipe.Time(ctx)
+	counters := pipe.HGetAll(ctx, q.counters)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return s, fmt.Errorf("read queue stats: %w", err)
 	}
-	s.Pending, s.Processing, s.Dead = pending.Val(), processing.Val(), dead.Val()
-	if e := oldest.Val(); e != "" {
-		var f struct {
-			ClaimedAt time.Time `json:"claimed_at"`
-		}
-		if json.Unmarshal([]byte(e), &f) == nil && !f.ClaimedAt.IsZero() {
-			s.OldestInFlight = time.Since(f.ClaimedAt)
-		}
+	s.Pending, s.Processing, s.Dead = pending.Val(), claimed.Val(), dead.Val()
+	s.Claiming = max(leases.Val()-claimed.Val(), 0)
+	if o := oldest.Val(); len(o) == 1 {
+		s.OldestInFlight = max(now.Val().Sub(time.UnixMilli(int64(o[0].Score))), 0)
+	}
+	s.Counters = make(map[string]int64, len(counters.Val()))
+	for k, v := range counters.Val() {
+		s.Counters[k], _ = strconv.ParseInt(v, 10, 64)
 	}
 	return s, nil
 }

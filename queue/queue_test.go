@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +17,12 @@ import (
 func newTestQueue(t *testing.T, mod ...func(*Config)) (*Queue, *redis.Client) {
 	t.Helper()
 	srv := redistest.Start(t)
-	rdb := srv.Client()
-	cfg := Config{Name: "events", LeaseDuration: time.Second, MaxAttempts: 3, MaxWait: time.Hour}
+	return newQueueOn(t, srv.Client(), mod...)
+}
+
+func newQueueOn(t *testing.T, rdb *redis.Client, mod ...func(*Config)) (*Queue, *redis.Client) {
+	t.Helper()
+	cfg := Config{Name: "events", LeaseDuration: time.Second, MaxAttempts: 3, MaxWait: time.Hour, MaxPayloadBytes: 1 << 20}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -30,15 +35,17 @@ func newTestQueue(t *testing.T, mod ...func(*Config)) (*Queue, *redis.Client) {
 
 // state is every key of a queue, read back from Redis.
 type state struct {
-	pending, processing, dead []string
-	leases                    []redis.Z
-	attempts, unleased        map[string]string
+	pending, dead   []string
+	leases, claimed []redis.Z
+	claims          map[string][]string // token -> claim list
+	counters        map[string]string
+	stray           []string // keys that belong to no known structure
 }
 
-func snapshot(t *testing.T, q *Queue) state {
+func snapshot(t testing.TB, q *Queue) state {
 	t.Helper()
 	ctx := context.Background()
-	var s state
+	s := state{claims: map[string][]string{}}
 	var err error
 	must := func(e error) {
 		if e != nil && !errors.Is(e, redis.Nil) {
@@ -47,22 +54,64 @@ func snapshot(t *testing.T, q *Queue) state {
 	}
 	s.pending, err = q.rdb.LRange(ctx, q.pending, 0, -1).Result()
 	must(err)
-	s.processing, err = q.rdb.LRange(ctx, q.processing, 0, -1).Result()
-	must(err)
 	s.dead, err = q.rdb.LRange(ctx, q.dead, 0, -1).Result()
 	must(err)
 	s.leases, err = q.rdb.ZRangeWithScores(ctx, q.leases, 0, -1).Result()
 	must(err)
-	s.attempts, err = q.rdb.HGetAll(ctx, q.attempts).Result()
+	s.claimed, err = q.rdb.ZRangeWithScores(ctx, q.claimed, 0, -1).Result()
 	must(err)
-	s.unleased, err = q.rdb.HGetAll(ctx, q.unleased).Result()
+	s.counters, err = q.rdb.HGetAll(ctx, q.counters).Result()
 	must(err)
+	keys, err := q.rdb.Keys(ctx, "*").Result()
+	must(err)
+	registered := map[string]bool{}
+	for _, z := range s.leases {
+		registered[z.Member.(string)] = true
+	}
+	for _, k := range keys {
+		switch {
+		case k == q.pending || k == q.leases || k == q.claimed || k == q.dead || k == q.counters:
+		case strings.HasPrefix(k, q.claimPrefix) && registered[strings.TrimPrefix(k, q.claimPrefix)]:
+			tok := strings.TrimPrefix(k, q.claimPrefix)
+			s.claims[tok], err = q.rdb.LRange(ctx, k, 0, -1).Result()
+			must(err)
+		default:
+			s.stray = append(s.stray, k)
+		}
+	}
+	for _, z := range s.claimed {
+		if !registered[z.Member.(string)] {
+			s.stray = append(s.stray, "claimed without lease: "+z.Member.(string))
+		}
+	}
 	return s
 }
 
-func (s state) counts() [3]int { return [3]int{len(s.pending), len(s.processing), len(s.dead)} }
+// counts is pending, in flight (leased), dead.
+func (s state) counts() [3]int {
+	inflight := 0
+	for _, c := range s.claims {
+		if len(c) == 2 {
+			inflight++
+		}
+	}
+	return [3]int{len(s.pending), inflight, len(s.dead)}
+}
 
-func claim(t *testing.T, q *Queue) *Delivery {
+// clean fails when a key or registration is left that no event accounts for.
+func (s state) clean(t testing.TB) {
+	t.Helper()
+	if len(s.stray) > 0 {
+		t.Errorf("stray keys: %q", s.stray)
+	}
+	for tok, c := range s.claims {
+		if len(c) > 2 {
+			t.Errorf("claim list %s holds %d entries", tok, len(c))
+		}
+	}
+}
+
+func claim(t testing.TB, q *Queue) *Delivery {
 	t.Helper()
 	d, err := q.Claim(context.Background(), time.Second)
 	if err != nil {
@@ -71,14 +120,35 @@ func claim(t *testing.T, q *Queue) *Delivery {
 	return d
 }
 
-func field(t *testing.T, payload, key string) string {
+// payloadOf returns a pending entry's payload (its envelope removed) and its
+// envelope header.
+func payloadOf(t testing.TB, entry string) (string, envelopeHeader) {
 	t.Helper()
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(payload), &m); err != nil {
-		t.Fatalf("payload %s: %v", payload, err)
+	h, p, _, err := splitEntry(entry)
+	if err != nil {
+		t.Fatalf("pending entry %q: %v", entry, err)
 	}
-	return string(m[key])
+	return p, h
 }
+
+// orphan claims one entry the way a job killed between BRPOPLPUSH and the
+// lease leaves it: registered with a deadline of `in`, moved, never leased.
+func orphan(t testing.TB, q *Queue, in time.Duration) string {
+	t.Helper()
+	ctx := context.Background()
+	tok := newID()
+	if err := registerScript.Run(ctx, q.rdb, []string{q.leases}, tok, in.Milliseconds()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	//lint:ignore SA1019 BRPOPLPUSH is the claim the design names (BLMOVE RIGHT LEFT is the same move)
+	if err := q.rdb.BRPopLPush(ctx, q.pending, q.claimPrefix+tok, time.Second).Err(); err != nil {
+		t.Fatalf("orphan: %v", err)
+	}
+	return tok
+}
+
+// moved is what a reap moved (Batches left out).
+func moved(r ReapResult) ReapResult { r.Batches = 0; return r }
 
 func TestKeysShareOneClusterSlot(t *testing.T) {
 	srv := redistest.Start(t, redistest.WithClusterMode())
@@ -90,7 +160,7 @@ func TestKeysShareOneClusterSlot(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, k := range []string{processingKey(name), leasesKey(name), attemptsKey(name), deadKey(name), unleasedKey(name)} {
+			for _, k := range []string{claimKey(name, "0123456789abcdef"), leasesKey(name), claimedKey(name), deadKey(name), countersKey(name)} {
 				got, err := rdb.ClusterKeySlot(ctx, k).Result()
 				if err != nil {
 					t.Fatal(err)
@@ -101,11 +171,11 @@ func TestKeysShareOneClusterSlot(t *testing.T) {
 			}
 		})
 	}
-	if got := processingKey("events"); got != "{events}:processing" {
-		t.Errorf("processingKey(events) = %q", got)
+	if got := claimKey("events", "t1"); got != "{events}:claim:t1" {
+		t.Errorf("claimKey(events, t1) = %q", got)
 	}
-	if got := processingKey("{events}"); got != "{events}:processing" {
-		t.Errorf("processingKey({events}) = %q", got)
+	if got := leasesKey("{events}"); got != "{events}:leases" {
+		t.Errorf("leasesKey({events}) = %q", got)
 	}
 }
 
@@ -141,36 +211,50 @@ func TestClaimEmptyTimesOut(t *testing.T) {
 	if el := time.Since(start); el < 900*time.Millisecond {
 		t.Errorf("returned after %v, want ~1s of blocking", el)
 	}
+	s := snapshot(t, q)
+	s.clean(t)
+	if len(s.leases) != 0 {
+		t.Errorf("the claim's registration was left behind: %v", s.leases)
+	}
 }
 
 func TestClaimLeasesAndCounts(t *testing.T) {
 	q, _ := newTestQueue(t)
 	ctx := context.Background()
-	if err := q.PublishRaw(ctx, []byte(`{"wait": 17, "colour": "blue"}`)); err != nil {
+	raw := `{"wait": 17, "colour": "blue", "claim": "producer's", "claimed_at": 1}`
+	if err := q.PublishRaw(ctx, []byte(raw)); err != nil {
 		t.Fatal(err)
 	}
 	d := claim(t, q)
 	if d.Event.Wait != 17*time.Second || d.Attempt != 1 || !d.IDAssigned || d.Event.ID == "" {
 		t.Fatalf("delivery = %+v", d)
 	}
+	if string(d.Payload()) != raw {
+		t.Errorf("payload = %s, want the producer's bytes %s", d.Payload(), raw)
+	}
 	s := snapshot(t, q)
-	if s.counts() != [3]int{0, 1, 0} || len(s.leases) != 1 || s.attempts[d.Event.ID] != "1" {
+	s.clean(t)
+	if s.counts() != [3]int{0, 1, 0} || len(s.leases) != 1 || len(s.claimed) != 1 {
 		t.Fatalf("state = %+v", s)
 	}
-	entry := s.processing[0]
-	if field(t, entry, "claim") == "" || field(t, entry, "colour") != `"blue"` || field(t, entry, "wait") != "17" {
-		t.Errorf("in-flight entry %s: want claim token and the original fields", entry)
+	c := s.claims[d.Token]
+	if len(c) != 2 || c[1] != raw {
+		t.Fatalf("claim list = %q, want [header, the raw entry]", c)
 	}
-	if s.leases[0].Member != entry {
-		t.Errorf("lease member %v != entry %s", s.leases[0].Member, entry)
+	var h deliveryHeader
+	if err := json.Unmarshal([]byte(c[0]), &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.Token != d.Token || h.ID != d.Event.ID || !h.Assigned || h.Attempt != 1 || h.Off != 0 || h.Size != len(raw) || !h.UTF8 {
+		t.Errorf("header = %+v", h)
 	}
 	// The lease deadline is about LeaseDuration from now on Redis's clock.
-	now, _ := q.redisNow(ctx)
+	now, err := q.rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if dl := time.UnixMilli(int64(s.leases[0].Score)).Sub(now); dl < 500*time.Millisecond || dl > 1100*time.Millisecond {
 		t.Errorf("lease deadline in %v, want ~1s", dl)
-	}
-	if p := string(d.Payload()); field(t, p, "claim") != "" || field(t, p, "id") != `"`+d.Event.ID+`"` {
-		t.Errorf("retry payload %s: want the assigned id and no claim token", p)
 	}
 }
 
@@ -188,6 +272,8 @@ func TestInvalidPayloadsAreDeadLetteredAtOnce(t *testing.T) {
 		{"over MAX_WAIT", `{"wait": 7200}`, "above MAX_WAIT"},
 		{"bad id", `{"wait": 1, "id": {"a": 1}}`, `field "id"`},
 		{"empty", ``, "empty"},
+		{"forged envelope", "rkq1 no header line", "no header line"},
+		{"binary", "\xff\xfe<&>", "not a JSON object"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -201,18 +287,19 @@ func TestInvalidPayloadsAreDeadLetteredAtOnce(t *testing.T) {
 			if !errors.Is(err, ErrInvalidEvent) || !errors.As(err, &inv) {
 				t.Fatalf("err = %v, want ErrInvalidEvent", err)
 			}
-			if !strings.Contains(inv.Reason, tc.reason) || inv.Payload != tc.payload {
+			if !strings.Contains(inv.Reason, tc.reason) || inv.Payload != tc.payload || inv.Size != len(tc.payload) {
 				t.Errorf("error %+v, want reason containing %q", inv, tc.reason)
 			}
 			s := snapshot(t, q)
-			if s.counts() != [3]int{0, 0, 1} || len(s.leases) != 0 {
+			s.clean(t)
+			if s.counts() != [3]int{0, 0, 1} || len(s.leases) != 0 || s.counters["dead"] != "1" {
 				t.Fatalf("state = %+v, want only one dead letter", s)
 			}
 			dls, err := q.DeadLetters(ctx, 10)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if dls[0].Payload != tc.payload || !strings.Contains(dls[0].Reason, tc.reason) || dls[0].DeadAt.IsZero() {
+			if string(dls[0].Payload) != tc.payload || !strings.Contains(dls[0].Reason, tc.reason) || dls[0].DeadAt.IsZero() || dls[0].Attempts != 1 || dls[0].Size != len(tc.payload) {
 				t.Errorf("dead letter = %+v", dls[0])
 			}
 		})
@@ -220,12 +307,12 @@ func TestInvalidPayloadsAreDeadLetteredAtOnce(t *testing.T) {
 }
 
 func TestTransitions(t *testing.T) {
-	// Each case claims one event ({"wait":1}) with MaxAttempts 3, then acts.
+	// Each case claims one event ({"wait":1}, no id) with MaxAttempts 3, then acts.
 	type result struct {
 		err                       error
 		pending, processing, dead int
-		attempts                  string // attempts record after the step ("" = none)
 		nextAttempt               int    // attempt number of the next claim (0 = none)
+		counter                   string // counter incremented to 1 ("" = none)
 	}
 	cases := []struct {
 		name string
@@ -233,63 +320,64 @@ func TestTransitions(t *testing.T) {
 		want result
 	}{
 		{"ack", func(t *testing.T, q *Queue, d *Delivery) error { return q.Ack(context.Background(), d) },
-			result{pending: 0, processing: 0, dead: 0}},
+			result{counter: "acked"}},
 		{"ack twice", func(t *testing.T, q *Queue, d *Delivery) error {
 			if err := q.Ack(context.Background(), d); err != nil {
 				t.Fatal(err)
 			}
 			return q.Ack(context.Background(), d)
-		}, result{err: ErrLeaseLost}},
+		}, result{err: ErrLeaseLost, counter: "acked"}},
 		{"heartbeat", func(t *testing.T, q *Queue, d *Delivery) error { return q.Heartbeat(context.Background(), d) },
-			result{processing: 1, attempts: "1"}},
+			result{processing: 1}},
 		{"nack requeues", func(t *testing.T, q *Queue, d *Delivery) error {
 			dead, err := q.Nack(context.Background(), d, "boom")
 			if dead {
 				t.Error("dead on attempt 1 of 3")
 			}
 			return err
-		}, result{pending: 1, attempts: "1", nextAttempt: 2}},
+		}, result{pending: 1, nextAttempt: 2, counter: "retried"}},
 		{"release does not count", func(t *testing.T, q *Queue, d *Delivery) error { return q.Release(context.Background(), d) },
-			result{pending: 1, attempts: "", nextAttempt: 1}},
+			result{pending: 1, nextAttempt: 1, counter: "released"}},
 		{"nack after ack", func(t *testing.T, q *Queue, d *Delivery) error {
 			if err := q.Ack(context.Background(), d); err != nil {
 				t.Fatal(err)
 			}
 			_, err := q.Nack(context.Background(), d, "late")
 			return err
-		}, result{err: ErrLeaseLost}},
+		}, result{err: ErrLeaseLost, counter: "acked"}},
 		{"heartbeat after reap", func(t *testing.T, q *Queue, d *Delivery) error {
 			time.Sleep(1100 * time.Millisecond)
-			if r, err := q.Reap(context.Background()); err != nil || r.Requeued != 1 {
+			if r, err := q.Reap(context.Background()); err != nil || moved(r) != (ReapResult{Requeued: 1}) {
 				t.Fatalf("reap = %+v, %v", r, err)
 			}
 			return q.Heartbeat(context.Background(), d)
-		}, result{err: ErrLeaseLost, pending: 1, attempts: "1", nextAttempt: 2}},
+		}, result{err: ErrLeaseLost, pending: 1, nextAttempt: 2, counter: "reaped_requeued"}},
 		{"ack after reap", func(t *testing.T, q *Queue, d *Delivery) error {
 			time.Sleep(1100 * time.Millisecond)
 			if _, err := q.Reap(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			return q.Ack(context.Background(), d)
-		}, result{err: ErrLeaseLost, pending: 1, attempts: "1", nextAttempt: 2}},
+		}, result{err: ErrLeaseLost, pending: 1, nextAttempt: 2, counter: "reaped_requeued"}},
 		{"reap spares a live lease", func(t *testing.T, q *Queue, d *Delivery) error {
 			for range 3 {
 				time.Sleep(500 * time.Millisecond)
 				if err := q.Heartbeat(context.Background(), d); err != nil {
 					return err
 				}
-				if r, err := q.Reap(context.Background()); err != nil || r != (ReapResult{}) {
+				if r, err := q.Reap(context.Background()); err != nil || moved(r) != (ReapResult{}) {
 					t.Fatalf("reap of a live lease = %+v, %v", r, err)
 				}
 			}
 			return nil
-		}, result{processing: 1, attempts: "1"}},
+		}, result{processing: 1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			q, _ := newTestQueue(t)
 			ctx := context.Background()
-			if err := q.PublishRaw(ctx, []byte(`{"wait":1}`)); err != nil {
+			const raw = `{"wait":1}`
+			if err := q.PublishRaw(ctx, []byte(raw)); err != nil {
 				t.Fatal(err)
 			}
 			d := claim(t, q)
@@ -298,24 +386,29 @@ func TestTransitions(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tc.want.err)
 			}
 			s := snapshot(t, q)
+			s.clean(t)
 			if got := (s.counts()); got != [3]int{tc.want.pending, tc.want.processing, tc.want.dead} {
 				t.Fatalf("pending/processing/dead = %v, want %d/%d/%d", got, tc.want.pending, tc.want.processing, tc.want.dead)
 			}
-			if len(s.leases) != tc.want.processing {
-				t.Errorf("%d leases for %d in flight", len(s.leases), tc.want.processing)
+			if len(s.leases) != tc.want.processing || len(s.claimed) != tc.want.processing {
+				t.Errorf("%d leases, %d claimed for %d in flight", len(s.leases), len(s.claimed), tc.want.processing)
 			}
-			if got := s.attempts[d.Event.ID]; got != tc.want.attempts {
-				t.Errorf("attempts = %q, want %q", got, tc.want.attempts)
+			wantCounters := map[string]string{}
+			if tc.want.counter != "" {
+				wantCounters[tc.want.counter] = "1"
+			}
+			if fmt.Sprint(s.counters) != fmt.Sprint(wantCounters) {
+				t.Errorf("counters = %v, want %v", s.counters, wantCounters)
 			}
 			if tc.want.pending > 0 {
-				if strings.Contains(s.pending[0], `"claim"`) {
-					t.Errorf("requeued payload keeps its claim token: %s", s.pending[0])
+				if p, _ := payloadOf(t, s.pending[0]); p != raw {
+					t.Errorf("requeued payload %q, want the producer's %q", p, raw)
 				}
 			}
 			if tc.want.nextAttempt > 0 {
 				d2 := claim(t, q)
-				if d2.Event.ID != d.Event.ID || d2.Attempt != tc.want.nextAttempt {
-					t.Errorf("next claim: id %s attempt %d, want id %s attempt %d", d2.Event.ID, d2.Attempt, d.Event.ID, tc.want.nextAttempt)
+				if d2.Event.ID != d.Event.ID || d2.Attempt != tc.want.nextAttempt || string(d2.Payload()) != raw {
+					t.Errorf("next claim: id %s attempt %d payload %s, want id %s attempt %d", d2.Event.ID, d2.Attempt, d2.Payload(), d.Event.ID, tc.want.nextAttempt)
 				}
 			}
 		})
@@ -325,7 +418,8 @@ func TestTransitions(t *testing.T) {
 func TestNackDeadLettersAfterMaxAttempts(t *testing.T) {
 	q, _ := newTestQueue(t) // MaxAttempts 3
 	ctx := context.Background()
-	if _, err := q.Publish(ctx, Event{ID: "e1", Wait: time.Second}); err != nil {
+	pub, err := q.Publish(ctx, Event{ID: "e1", Wait: time.Second})
+	if err != nil {
 		t.Fatal(err)
 	}
 	for attempt := 1; attempt <= 3; attempt++ {
@@ -342,15 +436,16 @@ func TestNackDeadLettersAfterMaxAttempts(t *testing.T) {
 		}
 	}
 	s := snapshot(t, q)
-	if s.counts() != [3]int{0, 0, 1} || len(s.attempts) != 0 || len(s.leases) != 0 {
+	s.clean(t)
+	if s.counts() != [3]int{0, 0, 1} || len(s.leases) != 0 {
 		t.Fatalf("state = %+v", s)
 	}
 	dls, _ := q.DeadLetters(ctx, 1)
 	if dls[0].ID != "e1" || dls[0].Attempts != 3 || !strings.Contains(dls[0].Reason, "handler exploded") || !strings.Contains(dls[0].Reason, "MAX_ATTEMPTS") {
 		t.Errorf("dead letter = %+v", dls[0])
 	}
-	if ev, err := DecodeEvent([]byte(dls[0].Payload), 0); err != nil || ev.ID != "e1" {
-		t.Errorf("dead payload %q does not decode to the event: %v", dls[0].Payload, err)
+	if string(dls[0].Payload) != string(pub[0].Marshal()) {
+		t.Errorf("dead payload %q, want the published bytes %q", dls[0].Payload, pub[0].Marshal())
 	}
 }
 
@@ -374,68 +469,66 @@ func TestReapExpiredDeadLettersAfterMaxAttempts(t *testing.T) {
 		if attempt == 3 {
 			want = ReapResult{Dead: 1}
 		}
-		if r != want {
+		if moved(r) != want {
 			t.Fatalf("attempt %d: reap = %+v, want %+v", attempt, r, want)
 		}
 	}
 	s := snapshot(t, q)
-	if s.counts() != [3]int{0, 0, 1} || len(s.attempts) != 0 {
+	s.clean(t)
+	if s.counts() != [3]int{0, 0, 1} {
 		t.Fatalf("state = %+v", s)
 	}
 	dls, _ := q.DeadLetters(ctx, 1)
-	if !strings.Contains(dls[0].Reason, "lease expired") || dls[0].ID != "crashy" {
+	if !strings.Contains(dls[0].Reason, "lease expired on attempt 3 of 3") || dls[0].ID != "crashy" || dls[0].Attempts != 3 {
 		t.Errorf("dead letter = %+v", dls[0])
 	}
 }
 
-// A consumer that dies between BRPOPLPUSH and the lease script leaves a raw
-// entry without a lease; the reaper returns it after one grace period.
+// A consumer that dies between BRPOPLPUSH and the lease leaves its entry in
+// its claim list, unleased; the reaper returns it after the claim's deadline
+// and counts that delivery.
 func TestReapRescuesNeverLeasedEntries(t *testing.T) {
-	q, rdb := newTestQueue(t)
+	q, _ := newTestQueue(t)
 	ctx := context.Background()
 	// Two identical payloads, both orphaned, plus one that is properly leased.
-	if err := q.PublishRaw(ctx, []byte(`{"wait":15}`), []byte(`{"wait":15}`), []byte(`{"wait":15}`)); err != nil {
+	const raw = `{"wait":15}`
+	if err := q.PublishRaw(ctx, []byte(raw), []byte(raw), []byte(raw)); err != nil {
 		t.Fatal(err)
 	}
-	for range 2 {
-		//lint:ignore SA1019 BRPOPLPUSH is the claim the design names (BLMOVE RIGHT LEFT is the same move)
-		if err := rdb.BRPopLPush(ctx, q.pending, q.processing, time.Second).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	orphan(t, q, 500*time.Millisecond)
+	orphan(t, q, 500*time.Millisecond)
 	live := claim(t, q)
 
 	r, err := q.Reap(ctx)
-	if err != nil || r != (ReapResult{}) {
-		t.Fatalf("first pass = %+v, %v; want only marking", r, err)
+	if err != nil || moved(r) != (ReapResult{}) {
+		t.Fatalf("pass before the deadline = %+v, %v; want nothing", r, err)
 	}
-	if s := snapshot(t, q); len(s.unleased) != 1 || s.counts() != [3]int{0, 3, 0} {
-		t.Fatalf("after first pass: %+v", s)
-	}
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
 	if err := q.Heartbeat(ctx, live); err != nil {
 		t.Fatal(err)
 	}
 	r, err = q.Reap(ctx)
-	if err != nil || r != (ReapResult{Rescued: 2}) {
-		t.Fatalf("second pass = %+v, %v; want 2 rescued", r, err)
+	if err != nil || moved(r) != (ReapResult{Rescued: 2}) {
+		t.Fatalf("pass after = %+v, %v; want 2 rescued", r, err)
 	}
 	s := snapshot(t, q)
-	if s.counts() != [3]int{2, 1, 0} || len(s.unleased) != 0 {
+	s.clean(t)
+	if s.counts() != [3]int{2, 1, 0} || s.counters["reaped_rescued"] != "2" {
 		t.Fatalf("state = %+v", s)
 	}
-	for _, p := range s.pending {
-		if p != `{"wait":15}` {
-			t.Errorf("rescued payload %q changed", p)
+	for _, e := range s.pending {
+		p, h := payloadOf(t, e)
+		if p != raw || h.Attempts != 1 {
+			t.Errorf("rescued entry %q: payload %q attempts %d, want %q and 1 (the delivery counts)", e, p, h.Attempts, raw)
 		}
 	}
 	if err := q.Ack(ctx, live); err != nil {
 		t.Fatal(err)
 	}
-	// Both rescued events are claimable as two distinct events.
+	// Both rescued events are claimable as two distinct events, second delivery each.
 	a, b := claim(t, q), claim(t, q)
-	if a.Event.ID == b.Event.ID {
-		t.Errorf("identical payloads got one id %s", a.Event.ID)
+	if a.Event.ID == b.Event.ID || a.Attempt != 2 || b.Attempt != 2 {
+		t.Errorf("rescued: %s attempt %d, %s attempt %d", a.Event.ID, a.Attempt, b.Event.ID, b.Attempt)
 	}
 }
 
@@ -448,11 +541,8 @@ func TestIdenticalPayloadsInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	dies, acks := claim(t, q), claim(t, q)
-	if dies.Event.ID == acks.Event.ID || dies.entry == acks.entry {
-		t.Fatalf("identical payloads share id/entry: %s", dies.Event.ID)
-	}
-	if s := snapshot(t, q); len(s.leases) != 2 || len(s.attempts) != 2 {
-		t.Fatalf("want two leases and two attempt records: %+v", s)
+	if dies.Event.ID == acks.Event.ID || dies.Token == acks.Token {
+		t.Fatalf("identical payloads share id/token: %s", dies.Event.ID)
 	}
 	time.Sleep(600 * time.Millisecond)
 	if err := q.Heartbeat(ctx, acks); err != nil {
@@ -460,14 +550,15 @@ func TestIdenticalPayloadsInFlight(t *testing.T) {
 	}
 	time.Sleep(600 * time.Millisecond)
 	r, err := q.Reap(ctx)
-	if err != nil || r != (ReapResult{Requeued: 1}) {
+	if err != nil || moved(r) != (ReapResult{Requeued: 1}) {
 		t.Fatalf("reap = %+v, %v; want exactly one requeued", r, err)
 	}
 	if err := q.Ack(ctx, acks); err != nil {
 		t.Fatalf("ack of the live one: %v", err)
 	}
 	s := snapshot(t, q)
-	if s.counts() != [3]int{1, 0, 0} || len(s.attempts) != 1 {
+	s.clean(t)
+	if s.counts() != [3]int{1, 0, 0} {
 		t.Fatalf("state = %+v", s)
 	}
 	again := claim(t, q)
@@ -476,10 +567,51 @@ func TestIdenticalPayloadsInFlight(t *testing.T) {
 	}
 }
 
+// Attempts belong to one entry's delivery chain: three events a producer
+// gave the same id never share a count.
+func TestAttemptsPerDeliveryChainNotPerID(t *testing.T) {
+	q, _ := newTestQueue(t) // MaxAttempts 3
+	ctx := context.Background()
+	const raw = `{"id":"dup","wait":1}`
+	if err := q.PublishRaw(ctx, []byte(raw), []byte(raw), []byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := claim(t, q), claim(t, q), claim(t, q)
+	for _, d := range []*Delivery{a, b, c} {
+		if d.Event.ID != "dup" || d.Attempt != 1 || d.IDAssigned {
+			t.Fatalf("delivery %+v", d)
+		}
+	}
+	// a fails twice, b is acked, c fails once: nobody's count moves another's.
+	if _, err := q.Nack(ctx, a, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Ack(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Nack(ctx, c, "y"); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]int{}
+	for range 2 {
+		d := claim(t, q)
+		got[d.Attempt]++
+		if dead, err := q.Nack(ctx, d, "z"); err != nil || dead {
+			t.Fatalf("nack of attempt %d: dead=%v err=%v; attempt 2 of 3 must not be dead", d.Attempt, dead, err)
+		}
+	}
+	if got[2] != 2 {
+		t.Errorf("second claims: attempts %v, want both 2", got)
+	}
+	if s := snapshot(t, q); s.counts() != [3]int{2, 0, 0} {
+		t.Errorf("state %v, want 2 pending and none dead", s.counts())
+	}
+}
+
 func TestStats(t *testing.T) {
 	q, _ := newTestQueue(t)
 	ctx := context.Background()
-	if s, err := q.Stats(ctx); err != nil || s != (Stats{}) {
+	if s, err := q.Stats(ctx); err != nil || s.Pending+s.Processing+s.Claiming+s.Dead != 0 || s.OldestInFlight != 0 || len(s.Counters) != 0 {
 		t.Fatalf("empty stats = %+v, %v", s, err)
 	}
 	if err := q.PublishRaw(ctx, []byte(`{"wait":1}`), []byte(`{"wait":2}`), []byte(`{"wait":3}`), []byte(`nope`)); err != nil {
@@ -488,24 +620,28 @@ func TestStats(t *testing.T) {
 	claim(t, q)
 	time.Sleep(200 * time.Millisecond)
 	claim(t, q)
+	orphan(t, q, time.Minute)
 	s, err := q.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Pending != 2 || s.Processing != 2 || s.Dead != 0 {
+	if s.Pending != 1 || s.Processing != 2 || s.Claiming != 1 || s.Dead != 0 {
 		t.Errorf("stats = %+v", s)
 	}
 	if s.OldestInFlight < 200*time.Millisecond || s.OldestInFlight > 5*time.Second {
 		t.Errorf("oldest in flight = %v, want the first claim's age (~200ms)", s.OldestInFlight)
 	}
+	if _, err := q.Claim(ctx, time.Second); !errors.Is(err, ErrInvalidEvent) {
+		t.Fatal(err)
+	}
+	if s, _ = q.Stats(ctx); s.Dead != 1 || s.Counters["dead"] != 1 {
+		t.Errorf("after the bad payload: %+v", s)
+	}
 }
 
 func TestRedisRestartWithAOFKeepsEverything(t *testing.T) {
 	srv := redistest.Start(t, redistest.WithAOF())
-	q, err := New(srv.Client(), Config{Name: "events", LeaseDuration: 5 * time.Second, MaxAttempts: 3, MaxWait: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, _ := newQueueOn(t, srv.Client(), func(c *Config) { c.LeaseDuration = 5 * time.Second })
 	ctx := context.Background()
 	if _, err := q.Publish(ctx, Event{ID: "a", Wait: time.Second}, Event{ID: "b", Wait: time.Second}); err != nil {
 		t.Fatal(err)
@@ -526,17 +662,18 @@ func TestRedisRestartWithAOFKeepsEverything(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	ok := Config{Name: "events", LeaseDuration: 30 * time.Second, MaxAttempts: 5, MaxWait: time.Hour}
+	ok := Config{Name: "events", LeaseDuration: 30 * time.Second, MaxAttempts: 5, MaxWait: time.Hour, MaxPayloadBytes: 1 << 20}
 	cases := []struct {
 		name string
 		mod  func(*Config)
 		want string
 	}{
 		{"ok", func(*Config) {}, ""},
-		{"empty name", func(c *Config) { c.Name = "" }, "QUEUE"},
-		{"short lease", func(c *Config) { c.LeaseDuration = time.Millisecond }, "LEASE_DURATION"},
-		{"zero attempts", func(c *Config) { c.MaxAttempts = 0 }, "MAX_ATTEMPTS"},
-		{"zero max wait", func(c *Config) { c.MaxWait = 0 }, "MAX_WAIT"},
+		{"empty name", func(c *Config) { c.Name = "" }, "QUEUE is empty"},
+		{"short lease", func(c *Config) { c.LeaseDuration = time.Millisecond }, "LEASE_DURATION=1ms is below 1s"},
+		{"zero attempts", func(c *Config) { c.MaxAttempts = 0 }, "MAX_ATTEMPTS=0 must be at least 1"},
+		{"zero max wait", func(c *Config) { c.MaxWait = 0 }, "MAX_WAIT=0s must be positive"},
+		{"tiny max payload", func(c *Config) { c.MaxPayloadBytes = 10 }, "MAX_PAYLOAD_BYTES=10 is below 64"},
 		{"empty hash tag", func(c *Config) { c.Name = "a{}b" }, "hash tag"},
 		{"only braces", func(c *Config) { c.Name = "{}" }, "hash tag"},
 		{"stray closing brace", func(c *Config) { c.Name = "a}b" }, "hash tag"},
@@ -555,7 +692,7 @@ func TestConfigValidate(t *testing.T) {
 				return
 			}
 			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("err = %v, want one naming %s", err, tc.want)
+				t.Errorf("err = %v, want one containing %q", err, tc.want)
 			}
 		})
 	}

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Outcome is how a delivery ended.
@@ -27,50 +30,67 @@ type Handler func(ctx context.Context, ev Event) error
 type WorkOptions struct {
 	// HeartbeatEvery is the lease extension period; default LeaseDuration/3.
 	HeartbeatEvery time.Duration
-	// FinishTimeout bounds the final ack/nack/release, which runs on a fresh
-	// context when ctx was cancelled (SIGTERM). Default 10s.
+	// FinishTimeout bounds the retries of the final ack or nack when Redis
+	// is unreachable (REDIS_RETRY_TIMEOUT); the lease keeps being extended
+	// meanwhile, so a short outage costs neither a duplicate nor a failed
+	// Job. Default 60s.
 	FinishTimeout time.Duration
+	// ReleaseTimeout bounds the release on shutdown (SHUTDOWN_TIMEOUT: it
+	// must finish before the kubelet's SIGKILL). Default 10s.
+	ReleaseTimeout time.Duration
 	// OnHeartbeatError, if set, sees transient heartbeat failures (Redis
 	// trouble); Work keeps trying until the lease is lost.
 	OnHeartbeatError func(error)
+	// OnFinishError, if set, sees each failed attempt to ack, nack or
+	// release before it is retried.
+	OnFinishError func(error)
 }
 
 // Work runs h on the delivery while heartbeating its lease, then finishes
 // the delivery exactly once:
 //
-//   - h returned nil: Ack (retried with backoff within FinishTimeout, since
-//     the work is done);
+//   - h returned nil: Ack;
 //   - ctx was cancelled (shutdown): Release — back to the front of pending,
 //     not counted as an attempt;
 //   - h failed: Nack — retried later, or dead-lettered on the last attempt;
 //   - the lease was lost: nothing (h's context is cancelled; the event is
 //     already someone else's).
 //
+// Finishing retries Redis errors with backoff (FinishTimeout for ack and
+// nack, ReleaseTimeout for release) and keeps heartbeating until it is done.
 // The error is non-nil when the delivery could not be finished; the event is
-// then still in the processing list, and the reaper will recover it.
+// then still in its claim list, and the reaper will recover it.
 func (q *Queue) Work(ctx context.Context, d *Delivery, h Handler, opt WorkOptions) (Outcome, error) {
 	if opt.HeartbeatEvery <= 0 {
 		opt.HeartbeatEvery = q.cfg.LeaseDuration / 3
 	}
 	if opt.FinishTimeout <= 0 {
-		opt.FinishTimeout = 10 * time.Second
+		opt.FinishTimeout = 60 * time.Second
+	}
+	if opt.ReleaseTimeout <= 0 {
+		opt.ReleaseTimeout = 10 * time.Second
 	}
 
+	// The heartbeat outlives ctx (it keeps the lease while finishing) and
+	// stops when Work returns.
+	hbctx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
 	hctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopHB()
 	wg.Go(func() {
 		t := time.NewTicker(opt.HeartbeatEvery)
 		defer t.Stop()
 		for {
 			select {
-			case <-hctx.Done():
+			case <-hbctx.Done():
 				return
 			case <-t.C:
 			}
-			err := q.Heartbeat(hctx, d)
+			err := q.Heartbeat(hbctx, d)
 			switch {
-			case err == nil, hctx.Err() != nil:
+			case err == nil, hbctx.Err() != nil:
 			case errors.Is(err, ErrLeaseLost):
 				cancel(err)
 				return
@@ -80,68 +100,130 @@ func (q *Queue) Work(ctx context.Context, d *Delivery, h Handler, opt WorkOption
 		}
 	})
 	herr := h(hctx, d.Event)
-	lost := errors.Is(context.Cause(hctx), ErrLeaseLost)
-	cancel(nil)
-	wg.Wait()
+	if errors.Is(context.Cause(hctx), ErrLeaseLost) {
+		return Lost, fmt.Errorf("process event %s: %w", d.Event.ID, ErrLeaseLost)
+	}
 
 	// Finish on a context that survives the shutdown signal but not forever.
-	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), opt.FinishTimeout)
-	defer fcancel()
-	switch {
-	case lost:
-		return Lost, fmt.Errorf("process event %s: %w", d.Event.ID, ErrLeaseLost)
-	case herr == nil:
-		if err := Retry(fctx, func() error { return q.Ack(fctx, d) }); err != nil {
-			if errors.Is(err, ErrLeaseLost) {
-				return Lost, err
+	finish := func(timeout time.Duration, fn func(context.Context) error) error {
+		fctx, fcancel := context.WithTimeout(hbctx, timeout)
+		defer fcancel()
+		return Retry(fctx, func() error {
+			err := fn(fctx)
+			if err != nil && !IsPermanent(err) && opt.OnFinishError != nil {
+				opt.OnFinishError(err)
 			}
-			return Acked, err
-		}
-		return Acked, nil
-	case ctx.Err() != nil:
-		if err := Retry(fctx, func() error { return q.Release(fctx, d) }); err != nil {
-			return Released, err
-		}
-		return Released, nil
-	default:
-		var dead bool
-		err := Retry(fctx, func() error {
-			var err error
-			dead, err = q.Nack(fctx, d, herr.Error())
 			return err
 		})
-		if err != nil {
-			return Retried, err
+	}
+	switch {
+	case herr == nil:
+		err := finish(opt.FinishTimeout, func(c context.Context) error { return q.Ack(c, d) })
+		if errors.Is(err, ErrLeaseLost) {
+			return Lost, err
 		}
-		if dead {
+		return Acked, err
+	case ctx.Err() != nil:
+		return Released, finish(opt.ReleaseTimeout, func(c context.Context) error { return q.Release(c, d) })
+	default:
+		var dead bool
+		err := finish(opt.FinishTimeout, func(c context.Context) error {
+			var err error
+			dead, err = q.Nack(c, d, herr.Error())
+			return err
+		})
+		if err == nil && dead {
 			return Dead, nil
 		}
-		return Retried, nil
+		return Retried, err
 	}
 }
 
 // Retry calls fn until it succeeds, ctx ends, or fn fails with an error that
-// retrying cannot fix (ErrLeaseLost, ErrInvalidEvent, ErrNoEvent). Waits grow
-// from 100ms to 5s with jitter. It returns fn's last error.
+// retrying cannot fix (IsPermanent). Waits grow from 100ms to 5s with jitter.
+// It returns fn's last error.
 func Retry(ctx context.Context, fn func() error) error {
-	wait := 100 * time.Millisecond
+	r := retrier{timeout: -1}
 	for {
 		err := fn()
-		if err == nil || IsPermanent(err) {
+		if err == nil || !r.again(ctx, err) {
 			return err
 		}
-		jitter := time.Duration(rand.Int64N(int64(wait) / 2))
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait + jitter):
-		}
-		wait = min(wait*2, 5*time.Second)
 	}
 }
 
-// IsPermanent reports whether retrying cannot change err's outcome.
+// IsPermanent reports whether retrying cannot change err's outcome: the
+// queue's own verdicts, context errors, and Redis error replies other than
+// the transient ones (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN,
+// READONLY, NOREPLICAS, MOVED, ASK). Network errors and timeouts are not
+// permanent.
 func IsPermanent(err error) bool {
-	return errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrInvalidEvent) ||
-		errors.Is(err, ErrNoEvent) || errors.Is(err, ErrInvalidConfig)
+	if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrNoEvent) ||
+		errors.Is(err, ErrInvalidConfig) || errors.Is(err, ErrClaimInterrupted) || errors.Is(err, ErrPayloadTooLarge) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) { // a reply from Redis (redis.Nil included)
+		msg := rerr.Error()
+		for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "NOREPLICAS", "MOVED", "ASK"} {
+			if strings.HasPrefix(msg, p) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// retrier retries transient errors with backoff for at most timeout since
+// the first failure of a streak (a negative timeout: until ctx ends; 0: no
+// retries).
+type retrier struct {
+	timeout time.Duration
+	since   time.Time
+	wait    time.Duration
+}
+
+// ok ends a streak of failures.
+func (r *retrier) ok() { r.since, r.wait = time.Time{}, 0 }
+
+// again reports whether to try again after err, having waited the backoff.
+func (r *retrier) again(ctx context.Context, err error) bool {
+	if r.timeout == 0 || IsPermanent(err) || ctx.Err() != nil {
+		return false
+	}
+	if r.since.IsZero() {
+		r.since, r.wait = time.Now(), 100*time.Millisecond
+	}
+	left := time.Duration(1<<62 - 1)
+	if r.timeout > 0 {
+		if left = r.timeout - time.Since(r.since); left <= 0 {
+			return false
+		}
+	}
+	pause := min(r.wait+time.Duration(rand.Int64N(int64(r.wait)/2)), left)
+	t := time.NewTimer(pause)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	}
+	r.wait = min(r.wait*2, 5*time.Second)
+	return true
+}
+
+// do calls fn, retrying as again allows.
+func (r *retrier) do(ctx context.Context, fn func() error) error {
+	for {
+		err := fn()
+		if err == nil {
+			r.ok()
+			return nil
+		}
+		if !r.again(ctx, err) {
+			return err
+		}
+	}
 }

@@ -22,10 +22,12 @@ type Config struct {
 	ClaimTimeout time.Duration `env:"CLAIM_TIMEOUT" envDefault:"10s"`
 	// MaxEvents is how many events one process claims before exiting.
 	MaxEvents int `env:"MAX_EVENTS" envDefault:"1"`
-	// ShutdownTimeout bounds the requeue of the in-flight event on SIGTERM.
+	// ShutdownTimeout bounds the release of the in-flight (or just claimed)
+	// event on SIGTERM.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
-	// RedisRetryTimeout is how long Redis may stay unreachable before the
-	// job gives up with exit code 1.
+	// RedisRetryTimeout is how long Redis may stay unreachable — while
+	// claiming, or while acking a finished event (the lease is kept alive
+	// meanwhile) — before the job gives up with exit code 1.
 	RedisRetryTimeout time.Duration `env:"REDIS_RETRY_TIMEOUT" envDefault:"60s"`
 	LogLevel          zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
 }
@@ -71,18 +73,34 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 			var inv *queue.InvalidEventError
 			errors.As(err, &inv)
 			log.Error("invalid event dead-lettered; fix the producer",
-				zap.String("outcome", string(queue.Dead)), zap.String("reason", inv.Reason), zap.String("payload", truncate(inv.Payload, 1024)))
+				zap.String("outcome", string(queue.Dead)), zap.String("reason", inv.Reason),
+				zap.Int("size", inv.Size), zap.String("payload", truncate(inv.Payload, 1024)))
 			continue
-		case err != nil && ctx.Err() != nil:
-			return nil // shutdown while waiting: nothing in flight
+		case errors.Is(err, queue.ErrClaimInterrupted):
+			var ci *queue.ClaimInterruptedError
+			errors.As(err, &ci)
+			switch {
+			case ci.Err != nil:
+				log.Error("shutting down during the claim; could not put the claimed event back, the reaper will", zap.Error(ci.Err))
+			case ci.Released >= 0:
+				log.Info("shutting down during the claim; claimed event put back at the front of the queue",
+					zap.String("outcome", string(queue.Released)), zap.Int("size", ci.Released))
+			default:
+				log.Info("shutting down while waiting for an event; nothing claimed", zap.Int("processed", n))
+			}
+			return nil
 		case err != nil:
 			return err
 		}
 
 		start := time.Now()
 		outcome, err := q.Work(ctx, d, sleep, queue.WorkOptions{
-			FinishTimeout:    c.ShutdownTimeout,
+			FinishTimeout:    c.RedisRetryTimeout,
+			ReleaseTimeout:   c.ShutdownTimeout,
 			OnHeartbeatError: func(err error) { log.Warn("heartbeat failed; retrying", zap.String("id", d.Event.ID), zap.Error(err)) },
+			OnFinishError: func(err error) {
+				log.Warn("finishing the event failed; retrying (REDIS_RETRY_TIMEOUT), lease kept alive", zap.String("id", d.Event.ID), zap.Error(err))
+			},
 		})
 		fields := []zap.Field{
 			zap.String("outcome", string(outcome)),
@@ -111,20 +129,16 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 	return nil
 }
 
-// claim waits for one event, retrying Redis errors with backoff for at most
-// RedisRetryTimeout.
+// claim waits for one event; Redis errors are retried with backoff for at
+// most RedisRetryTimeout (with the same claim token, so a lost reply loses
+// nothing), and a signal puts back whatever the claim had moved.
 func claim(ctx context.Context, q *queue.Queue, c Config) (*queue.Delivery, error) {
-	rctx, cancel := context.WithTimeout(ctx, c.RedisRetryTimeout)
-	defer cancel()
-	var d *queue.Delivery
-	err := queue.Retry(rctx, func() error {
-		var err error
-		d, err = q.Claim(ctx, c.ClaimTimeout)
-		return err
+	d, err := q.ClaimWith(ctx, queue.ClaimOptions{
+		Timeout: c.ClaimTimeout, RetryTimeout: c.RedisRetryTimeout, ReleaseTimeout: c.ShutdownTimeout,
 	})
-	if err != nil && !queue.IsPermanent(err) && ctx.Err() == nil {
+	if err != nil && !queue.IsPermanent(err) {
 		return nil, fmt.Errorf("redis at %s unreachable for %s (REDIS_RETRY_TIMEOUT); check REDIS_ADDR, REDIS_PASSWORD and that Redis is up: %w",
-			c.Redis.Addr, c.RedisRetryTimeout, err)
+			c.Redis, c.RedisRetryTimeout, err)
 	}
 	return d, err
 }

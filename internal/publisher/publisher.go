@@ -183,7 +183,10 @@ func publishLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config)
 }
 
 // newBatch makes BATCH_SIZE events (fewer if PUBLISH_LIMIT is near) with
-// waits uniform in [WAIT_MIN, WAIT_MAX] seconds.
+// waits uniform in [WAIT_MIN, WAIT_MAX] seconds. Each gets its id here, so a
+// batch retried after a failed publish re-sends the same ids: if the failed
+// attempt did reach Redis (its reply was lost), the duplicates are
+// recognisable by id.
 func newBatch(rng *rand.Rand, c Config, published int) []queue.Event {
 	n := c.BatchSize
 	if c.PublishLimit > 0 {
@@ -192,7 +195,7 @@ func newBatch(rng *rand.Rand, c Config, published int) []queue.Event {
 	batch := make([]queue.Event, n)
 	for i := range batch {
 		secs := c.WaitMin + rng.IntN(c.WaitMax-c.WaitMin+1)
-		batch[i] = queue.Event{Wait: time.Duration(secs) * time.Second}
+		batch[i] = queue.Event{ID: queue.NewEventID(), Wait: time.Duration(secs) * time.Second}
 	}
 	return batch
 }
@@ -207,12 +210,14 @@ func reapLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.D
 			return
 		case <-t.C:
 		}
+		start := time.Now()
 		res, err := q.Reap(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("reap failed; will retry", zap.Error(err))
-		case res != (queue.ReapResult{}):
-			log.Info("reaped orphaned events", zap.Int("requeued", res.Requeued), zap.Int("rescued", res.Rescued), zap.Int("dead", res.Dead))
+		case res.Requeued+res.Rescued+res.Dead+res.Stale > 0:
+			log.Info("reaped orphaned events", zap.Int("requeued", res.Requeued), zap.Int("rescued", res.Rescued),
+				zap.Int("dead", res.Dead), zap.Int("stale_claims", res.Stale), zap.Int("batches", res.Batches), zap.Duration("took", time.Since(start)))
 		}
 	}
 }
