@@ -146,6 +146,10 @@ func (s *Server) Restart() {
 	s.start()
 }
 
+// StartAgain starts a stopped server on the same port and dir: with AOF it
+// comes back with every acknowledged write.
+func (s *Server) StartAgain() { s.start() }
+
 // Log returns the server's log file.
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
