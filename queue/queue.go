@@ -454,8 +454,8 @@ return ARGV[2]
 // KEYS[5] counters hash
 // ARGV[1] claim token
 // ARGV[2] the dead letter, or (ARGV[3] "prefix") its JSON up to the payload
-// ARGV[3] "record" or "prefix": in prefix mode the script appends the payload
-//         it holds, so a large payload never travels back from the job
+// ARGV[3] "record", or "prefix": the script appends the payload it holds,
+// so a large payload never travels back from the job
 // ARGV[4] prefix mode: where the payload starts in the entry (bytes)
 // ARGV[5] prefix mode: "1" when the payload is valid UTF-8
 // Output: 1 dead-lettered, 0 the claim list was empty (recovered meanwhile).
@@ -648,8 +648,7 @@ func (q *Queue) Ack(ctx context.Context, d *Delivery) error {
 // KEYS[5] dead list
 // KEYS[6] counters hash
 // ARGV[1] claim token
-// ARGV[2] "back" (LPUSH: after the others), "front" (RPUSH: claimed next),
-//         or "dead"
+// ARGV[2] "back" (LPUSH: after the others), "front" (RPUSH: next), "dead"
 // ARGV[3] deliveries to record in the envelope
 // ARGV[4] dead letter (for "dead")
 // ARGV[5] counter to increment
