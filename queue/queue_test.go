@@ -140,7 +140,6 @@ func orphan(t testing.TB, q *Queue, in time.Duration) string {
 	if err := registerScript.Run(ctx, q.rdb, []string{q.leases}, tok, in.Milliseconds()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	//lint:ignore SA1019 BRPOPLPUSH is the claim the design names (BLMOVE RIGHT LEFT is the same move)
 	if err := q.rdb.BRPopLPush(ctx, q.pending, q.claimPrefix+tok, time.Second).Err(); err != nil {
 		t.Fatalf("orphan: %v", err)
 	}
