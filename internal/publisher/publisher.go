@@ -161,7 +161,8 @@ func publishLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config)
 		}
 		cancel()
 		if err != nil {
-			log.Error("publish failed; will retry the batch", zap.Int("events", len(batch)), zap.Error(err))
+			log.Error("publish failed; will retry the batch with the same ids", zap.Int("events", len(batch)),
+				zap.String("first_id", batch[0].ID), zap.String("last_id", batch[len(batch)-1].ID), zap.Error(err))
 		} else {
 			published += len(out)
 			waits := make([]float64, len(out))

@@ -13,7 +13,9 @@ import (
 	"github.com/redis-keda/redis-keda/internal/config"
 	"github.com/redis-keda/redis-keda/internal/redistest"
 	"github.com/redis-keda/redis-keda/queue"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func testConfig(t *testing.T, srv *redistest.Server, env map[string]string) Config {
@@ -211,6 +213,61 @@ func TestBatchSizeZeroOnlyReaps(t *testing.T) {
 			t.Fatalf("stats = %+v; want only the reaped orphan", s)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A batch that fails to publish is retried with the same ids, so if the
+// failed attempt did reach Redis (its reply was lost) the duplicate is
+// recognisable by id.
+func TestFailedBatchIsRetriedWithTheSameIDs(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithAOF())
+	c := testConfig(t, srv, map[string]string{"BATCH_SIZE": "3", "PUBLISH_LIMIT": "3"})
+	q, err := queue.New(srv.Client(), c.Queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	core, logs := observer.New(zap.InfoLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, zap.New(core), c) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for logs.FilterMessageSnippet("publish failed").Len() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no failed publish logged")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	failed := logs.FilterMessageSnippet("publish failed").All()
+	first, last := failed[0].ContextMap()["first_id"], failed[0].ContextMap()["last_id"]
+	if again := failed[1].ContextMap(); again["first_id"] != first || again["last_id"] != last {
+		t.Errorf("retry ids %v..%v, first attempt %v..%v", again["first_id"], again["last_id"], first, last)
+	}
+	srv.StartAgain()
+	for logs.FilterMessage("published batch").Len() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("batch never published after Redis came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pub := logs.FilterMessage("published batch").All()[0].ContextMap()
+	if pub["first_id"] != first || pub["last_id"] != last {
+		t.Errorf("published ids %v..%v, want the failed batch's %v..%v", pub["first_id"], pub["last_id"], first, last)
+	}
+	var got []string
+	for range 3 {
+		d, err := q.Claim(context.Background(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, d.Event.ID)
+	}
+	if got[0] != first || got[2] != last {
+		t.Errorf("claimed ids %v, want %v first and %v last", got, first, last)
 	}
 	cancel()
 	if err := <-done; err != nil {
