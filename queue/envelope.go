@@ -27,7 +27,7 @@ import (
 // Header — element 0 of a claim list once leased (element 1 is the entry as
 // it came from pending, envelope or not):
 //
-//	{"token":"…","id":"…","assigned":false,"attempt":1,"claimed_at":"…","off":0,"size":13,"utf8":true}
+//	{"attempt":1,"off":0,"utf8":true,"assigned":false,"id":"…","token":"…","claimed_at":"…","size":13}
 //
 // off is where the payload starts inside element 1, size its length, utf8
 // whether it is valid UTF-8 (so scripts know how to dead-letter it).
@@ -80,14 +80,14 @@ func envelope(h envelopeHeader, payload []byte) []byte {
 
 // deliveryHeader is element 0 of a leased claim list.
 type deliveryHeader struct {
-	Token     string `json:"token"`
-	ID        string `json:"id"`
-	Assigned  bool   `json:"assigned,omitempty"`
 	Attempt   int    `json:"attempt"`
-	ClaimedAt string `json:"claimed_at"`
 	Off       int    `json:"off"`
-	Size      int    `json:"size"`
 	UTF8      bool   `json:"utf8"`
+	Assigned  bool   `json:"assigned"`
+	ID        string `json:"id"`
+	Token     string `json:"token"`
+	ClaimedAt string `json:"claimed_at"`
+	Size      int    `json:"size"`
 }
 
 // DeadLetter is one record of the dead-letter list.

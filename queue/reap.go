@@ -20,7 +20,7 @@ type ReapResult struct {
 // a call stops early (one huge entry is handled alone). Measured on a 2-core
 // machine, a batch of 200 small entries takes ~2 ms of Redis time.
 const (
-	reapBatch      = 200
+	reapBatch      = 100
 	reapBatchBytes = 256 << 10
 )
 
@@ -52,14 +52,14 @@ var reapScript = redis.NewScript(luaPrelude + `
 local max_attempts = tonumber(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[3]))
 local requeued, rescued, dead, stale, bytes = 0, 0, 0, 0, 0
-local done = 0
+local done, keys, gone = 0, {}, {}
 for _, token in ipairs(due) do
   local key = ARGV[1] .. token
-  local n = redis.call('LLEN', key)
-  if n == 0 then
+  local c = redis.call('LRANGE', key, 0, -1)
+  if #c == 0 then
     stale = stale + 1
-  elseif n == 1 then
-    local e = redis.call('LINDEX', key, 0)
+  elseif #c == 1 then
+    local e = c[1]
     bytes = bytes + #e
     local h, payload = split_entry(e)
     local attempts = ((h and tonumber(h.attempts)) or 0) + 1
@@ -75,8 +75,8 @@ for _, token in ipairs(due) do
       rescued = rescued + 1
     end
   else
-    local h = cjson.decode(redis.call('LINDEX', key, 0))
-    local e = redis.call('LINDEX', key, 1)
+    local h = cjson.decode(c[1])
+    local e = c[2]
     bytes = bytes + #e
     local payload = string.sub(e, h.off + 1)
     if h.attempt >= max_attempts then
@@ -91,11 +91,14 @@ for _, token in ipairs(due) do
       requeued = requeued + 1
     end
   end
-  redis.call('DEL', key)
-  redis.call('ZREM', KEYS[1], token)
-  redis.call('ZREM', KEYS[2], token)
   done = done + 1
+  keys[done], gone[done] = key, token
   if bytes >= tonumber(ARGV[4]) then break end
+end
+if done > 0 then
+  redis.call('DEL', unpack(keys))
+  redis.call('ZREM', KEYS[1], unpack(gone))
+  redis.call('ZREM', KEYS[2], unpack(gone))
 end
 if requeued > 0 then redis.call('HINCRBY', KEYS[5], 'reaped_requeued', requeued) end
 if rescued > 0 then redis.call('HINCRBY', KEYS[5], 'reaped_rescued', rescued) end

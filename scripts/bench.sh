@@ -9,6 +9,12 @@
 #   jobs         the jobs binary, one {"wait":0} event: exec -> claim -> ack
 #                -> exit wall time and peak RSS, vs a redis-cli process that
 #                connects, moves one event (RPOPLPUSH) and exits
+#   oversize     the jobs binary given a 16 MiB event (above MAX_PAYLOAD_BYTES,
+#                dead-lettered by a script): peak RSS vs redis-cli moving it
+#   reaper       queue.Reap of 100k expired leases, and of 100k entries claimed
+#                but never leased: wall time vs redis-benchmark RPUSH -P 100 of
+#                as many entries; the longest script (SLOWLOG); the worst PING
+#                latency from another connection during the reap vs idle
 #
 # ratio = ours / baseline. For rates higher is better; for ms and RSS lower
 # is better. Figures depend on the machine and on its load: the header says
@@ -24,6 +30,8 @@ RUNS=${BENCH_RUNS:-20}            # jobs / redis-cli processes timed
 N_SINGLE=${BENCH_N_SINGLE:-50000} # redis-benchmark requests, unpipelined runs
 N_PIPE=${BENCH_N_PIPE:-500000}    # redis-benchmark requests, -P 32 run
 PREFILL=${BENCH_PREFILL:-100000}  # events queued before a claim+ack run
+ORPHANS=${BENCH_ORPHANS:-100000}  # orphans per reaper measurement
+BIG=${BENCH_BIG:-16777216}        # bytes of the oversize event
 
 cd "$(dirname "$0")/.."
 
@@ -121,6 +129,17 @@ rcli flushall >/dev/null
 o_jobs=$(CLAIM_TIMEOUT=2s LOG_LEVEL=info ours exec -runs "$RUNS" -acked -- "$tmp/jobs")
 b_cli=$(ours exec -runs "$RUNS" -- redis-cli -p "$port" rpoplpush bench '{bench}:processing')
 
+# --- one jobs process, oversize event ------------------------------------------
+o_big=$(CLAIM_TIMEOUT=2s ours exec -runs 3 -rss-runs 3 -dead -payload-bytes "$BIG" -- "$tmp/jobs")
+b_big=$(ours exec -runs 3 -rss-runs 3 -payload-bytes "$BIG" -- redis-cli -p "$port" rpoplpush bench '{bench}:processing')
+rcli flushall >/dev/null
+
+# --- reaper at scale -------------------------------------------------------------
+o_rexp=$(ours reap -n "$ORPHANS" -kind expired)
+o_runl=$(ours reap -n "$ORPHANS" -kind unleased)
+b_rpush=$(rb -t rpush -P 100 -c 1 -n "$ORPHANS" -d "$size")
+rcli flushall >/dev/null
+
 # --- report ------------------------------------------------------------------
 row() { # label ours baseline baseline-description
 	awk -v l="$1" -v o="$2" -v b="$3" -v d="$4" 'BEGIN {
@@ -144,4 +163,14 @@ rowf "jobs exec->claim->ack->exit, median ms" "$(kv "$o_jobs" median_ms)" "$(kv 
 rowf "jobs exec->claim->ack->exit, p90 ms" "$(kv "$o_jobs" p90_ms)" "$(kv "$b_cli" p90_ms)" "redis-cli RPOPLPUSH process"
 rowf "jobs peak RSS (MiB)" "$(awk -v k="$(kv "$o_jobs" peak_rss_kib)" 'BEGIN { print k / 1024 }')" \
 	"$(awk -v k="$(kv "$b_cli" peak_rss_kib)" 'BEGIN { print k / 1024 }')" "redis-cli RPOPLPUSH process"
+mib() { awk -v k="$1" 'BEGIN { print k / 1024 }'; }
+rowf "jobs peak RSS, $((BIG >> 20)) MiB oversize event (MiB)" "$(mib "$(kv "$o_big" peak_rss_kib)")" "$(mib "$(kv "$b_big" peak_rss_kib)")" "redis-cli RPOPLPUSH of it"
+row "reap $ORPHANS expired leases (entries/s)" "$(kv "$o_rexp" per_sec)" "$b_rpush" "redis-benchmark RPUSH -P 100 -c 1"
+row "reap $ORPHANS never-leased (entries/s)" "$(kv "$o_runl" per_sec)" "$b_rpush" "redis-benchmark RPUSH -P 100 -c 1"
+rowf "worst PING during reap, expired (ms)" "$(kv "$o_rexp" worst_ping_ms)" "$(kv "$o_rexp" idle_worst_ping_ms)" "worst PING, idle, as long"
+rowf "worst PING during reap, never-leased (ms)" "$(kv "$o_runl" worst_ping_ms)" "$(kv "$o_runl" idle_worst_ping_ms)" "worst PING, idle, as long"
+echo
+echo "oversize event: peak RSS $(mib "$(kv "$o_big" peak_rss_kib)") MiB for a $((BIG >> 20)) MiB payload = $(awk -v k="$(kv "$o_big" peak_rss_kib)" -v b="$BIG" 'BEGIN { printf "%.2f", k * 1024 / b }') x payload (bound: 2 x payload + a small constant)"
+echo "reaper: $ORPHANS expired leases back in pending in $(kv "$o_rexp" wall_ms) ms ($(kv "$o_rexp" batches) scripts, longest $(kv "$o_rexp" max_script_ms) ms);" \
+	"$ORPHANS never-leased in $(kv "$o_runl" wall_ms) ms ($(kv "$o_runl" batches) scripts, longest $(kv "$o_runl" max_script_ms) ms)"
 echo "(ratio = ours/baseline; ${SECONDS_EACH}s per measurement of ours, $RUNS process runs; reproduce: scripts/bench.sh)"

@@ -12,11 +12,18 @@
 //	    queue.Publish of -batch events from -conns goroutines: events/s
 //	bench claimack -addr A -consumers 1 -duration 3s -prefill 100000
 //	    Claim+Ack cycles from -consumers goroutines on a pre-filled list
-//	bench exec -addr A -runs 20 [-acked] -- cmd args...
-//	    pushes one {"wait":0} event, runs cmd (REDIS_ADDR and QUEUE set in
-//	    its environment), checks the event was taken (and acked, with
-//	    -acked); wall time exec->exit (median, p90) over -runs, then peak
-//	    RSS (VmHWM sampled from /proc, no extra tool) over -rss-runs more
+//	bench exec -addr A -runs 20 [-acked|-dead] [-payload-bytes N] -- cmd args...
+//	    pushes one {"wait":0} event (padded to N bytes with -payload-bytes),
+//	    runs cmd (REDIS_ADDR and QUEUE set in its environment), checks the
+//	    event was taken (and acked with -acked, dead-lettered with -dead);
+//	    wall time exec->exit (median, p90) over -runs, then peak RSS (VmHWM
+//	    sampled from /proc, no extra tool) over -rss-runs more
+//	bench reap -addr A -n 100000 -kind expired|unleased
+//	    leaves -n orphans due (leases expired, or claimed and never leased),
+//	    then times one queue.Reap that must return all of them to pending;
+//	    meanwhile a second connection PINGs in a loop: worst PING latency
+//	    during the reap vs during as long idle, and the longest script
+//	    (SLOWLOG with threshold 0)
 //
 // It exits non-zero when a measurement could not be made or the queue is
 // not in the expected state afterwards.
@@ -51,7 +58,7 @@ func main() {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec [flags]")
+		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap [flags]")
 	}
 	ctx := context.Background()
 	switch args[0] {
@@ -66,8 +73,10 @@ func run(args []string, out io.Writer) error {
 		return claimAck(ctx, args[1:], out)
 	case "exec":
 		return execRuns(ctx, args[1:], out)
+	case "reap":
+		return reap(ctx, args[1:], out)
 	default:
-		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack or exec", args[0])
+		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec or reap", args[0])
 	}
 }
 
@@ -105,10 +114,11 @@ func (c *common) open(ctx context.Context, conns int) (*queue.Queue, *redis.Clie
 		Addr:         c.addr,
 		PoolSize:     max(conns, 10),
 		DialTimeout:  5 * time.Second,
-		ReadTimeout:  5 * time.Second,
-		WriteTimeout: 5 * time.Second,
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		MaxRetries:   -1,
 	})
-	q, err := queue.New(rdb, queue.Config{Name: c.queue, LeaseDuration: 30 * time.Second, MaxAttempts: 5, MaxWait: time.Hour})
+	q, err := queue.New(rdb, queue.Config{Name: c.queue, LeaseDuration: 30 * time.Second, MaxAttempts: 5, MaxWait: time.Hour, MaxPayloadBytes: 1 << 20})
 	if err != nil {
 		_ = rdb.Close()
 		return nil, nil, err
@@ -120,14 +130,20 @@ func (c *common) open(ctx context.Context, conns int) (*queue.Queue, *redis.Clie
 	return q, rdb, nil
 }
 
-// clearQueue deletes every key of the queue.
+// clearQueue deletes every key of the queue (its derived keys share the
+// prefix "{name}:").
 func clearQueue(ctx context.Context, rdb *redis.Client, name string) error {
-	keys := []string{name}
-	for _, k := range []string{"processing", "leases", "attempts", "dead", "unleased"} {
-		keys = append(keys, "{"+name+"}:"+k)
+	keys, err := rdb.Keys(ctx, "{"+name+"}:*").Result()
+	if err != nil {
+		return fmt.Errorf("list keys of queue %s: %w", name, err)
 	}
-	if err := rdb.Del(ctx, keys...).Err(); err != nil {
-		return fmt.Errorf("clear queue %s: %w", name, err)
+	keys = append(keys, name)
+	for len(keys) > 0 {
+		n := min(len(keys), 10000)
+		if err := rdb.Del(ctx, keys[:n]...).Err(); err != nil {
+			return fmt.Errorf("clear queue %s: %w", name, err)
+		}
+		keys = keys[n:]
 	}
 	return nil
 }
@@ -270,6 +286,8 @@ func execRuns(ctx context.Context, args []string, out io.Writer) error {
 	runs := fs.Int("runs", 20, "timed processes, run one after the other")
 	rssRuns := fs.Int("rss-runs", 5, "further processes whose peak RSS is sampled (not timed: sampling costs CPU)")
 	acked := fs.Bool("acked", false, "require the event to be acked (processing and dead lists empty), not only taken")
+	dead := fs.Bool("dead", false, "require the event to be dead-lettered (with -payload-bytes above MAX_PAYLOAD_BYTES)")
+	size := fs.Int("payload-bytes", 0, "pad the event to this many bytes")
 	timeout := fs.Duration("timeout", 30*time.Second, "kill a process that runs longer")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -291,7 +309,11 @@ func execRuns(ctx context.Context, args []string, out io.Writer) error {
 		if err := clearQueue(ctx, rdb, c.queue); err != nil {
 			return err
 		}
-		if err := q.PublishRaw(ctx, []byte(`{"wait":0}`)); err != nil {
+		payload := []byte(`{"wait":0}`)
+		if *size > len(payload) {
+			payload = fmt.Appendf(nil, `{"wait":0,"pad":"%s"}`, bytes.Repeat([]byte("x"), *size-len(`{"wait":0,"pad":""}`)))
+		}
+		if err := rdb.LPush(ctx, c.queue, payload).Err(); err != nil { // not PublishRaw: it refuses oversize payloads
 			return err
 		}
 		wall, hwmKiB, err := runOnce(ctx, argv, c, *timeout, sample)
@@ -307,6 +329,9 @@ func execRuns(ctx context.Context, args []string, out io.Writer) error {
 		}
 		if *acked && (st.Processing != 0 || st.Dead != 0) {
 			return fmt.Errorf("run %d of %s exited but the event was not acked (%+v)", i+1, argv[0], st)
+		}
+		if *dead && (st.Processing != 0 || st.Dead != 1) {
+			return fmt.Errorf("run %d of %s exited but the event was not dead-lettered (%+v)", i+1, argv[0], st)
 		}
 		if sample {
 			peakKiB = max(peakKiB, hwmKiB)
@@ -401,3 +426,155 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func reap(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("reap", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	n := fs.Int("n", 100000, "orphans to leave and recover")
+	kind := fs.String("kind", "expired", "expired (leased, the job died) or unleased (claimed, the job died before the lease)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 || (*kind != "expired" && *kind != "unleased") {
+		return errors.New("reap: want -n >= 1 and -kind expired or unleased")
+	}
+	q, rdb, err := c.open(ctx, 16)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	if err := clearQueue(ctx, rdb, c.queue); err != nil {
+		return err
+	}
+	batch := make([]queue.Event, 1000)
+	for i := range batch {
+		batch[i] = sampleEvent()
+	}
+	for left := *n; left > 0; left -= len(batch) {
+		if _, err := q.Publish(ctx, batch[:min(left, len(batch))]...); err != nil {
+			return fmt.Errorf("pre-fill: %w", err)
+		}
+	}
+	leases, tag := "{"+c.queue+"}:leases", "{"+c.queue+"}:claim:"
+	switch *kind {
+	case "expired": // real claims (BRPOPLPUSH + lease script), then their jobs "die": deadlines in the past
+		var tickets atomic.Int64
+		errs := make(chan error, 16)
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for tickets.Add(1) <= int64(*n) {
+					if _, err := q.Claim(ctx, time.Second); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return fmt.Errorf("claim: %w", err)
+		}
+		tokens, err := rdb.ZRange(ctx, leases, 0, -1).Result()
+		if err != nil {
+			return err
+		}
+		for len(tokens) > 0 {
+			k := min(len(tokens), 5000)
+			pipe := rdb.Pipeline()
+			for _, t := range tokens[:k] {
+				pipe.ZAdd(ctx, leases, redis.Z{Score: 1, Member: t})
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return err
+			}
+			tokens = tokens[k:]
+		}
+	case "unleased": // what a job killed between BRPOPLPUSH and the lease leaves (keys.go's layout)
+		for i := 0; i < *n; i += 2000 {
+			pipe := rdb.Pipeline()
+			for j := i; j < min(i+2000, *n); j++ {
+				tok := fmt.Sprintf("bench%08d", j)
+				pipe.ZAdd(ctx, leases, redis.Z{Score: 1, Member: tok})
+				pipe.BRPopLPush(ctx, c.queue, tag+tok, time.Second)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return fmt.Errorf("orphan: %w", err)
+			}
+		}
+	}
+	if st, err := q.Stats(ctx); err != nil || st.Pending != 0 {
+		return fmt.Errorf("before the reap the queue is %+v (%v), want nothing pending", st, err)
+	}
+
+	worstPing := func(d time.Duration, stop <-chan struct{}) (time.Duration, error) {
+		p := redis.NewClient(&redis.Options{Addr: c.addr, MaxRetries: -1})
+		defer p.Close()
+		var worst time.Duration
+		end := time.Now().Add(d)
+		for {
+			select {
+			case <-stop:
+				return worst, nil
+			default:
+			}
+			if d > 0 && time.Now().After(end) {
+				return worst, nil
+			}
+			t := time.Now()
+			if err := p.Ping(ctx).Err(); err != nil {
+				return 0, err
+			}
+			worst = max(worst, time.Since(t))
+		}
+	}
+	for _, cmd := range [][]any{{"config", "set", "slowlog-log-slower-than", "0"}, {"config", "set", "slowlog-max-len", "100000"}, {"slowlog", "reset"}} {
+		if err := rdb.Do(ctx, cmd...).Err(); err != nil {
+			return err
+		}
+	}
+	stop := make(chan struct{})
+	pingc := make(chan error, 1)
+	var during time.Duration
+	go func() { var err error; during, err = worstPing(0, stop); pingc <- err }()
+	start := time.Now()
+	res, err := q.Reap(ctx)
+	wall := time.Since(start)
+	close(stop)
+	if perr := <-pingc; perr != nil {
+		return perr
+	}
+	if err != nil {
+		return err
+	}
+	slow, err := rdb.SlowLogGet(ctx, -1).Result()
+	if err != nil {
+		return err
+	}
+	var worstScript time.Duration
+	for _, e := range slow {
+		if len(e.Args) > 0 && (e.Args[0] == "evalsha" || e.Args[0] == "EVALSHA" || e.Args[0] == "eval" || e.Args[0] == "EVAL") {
+			worstScript = max(worstScript, e.Duration)
+		}
+	}
+	if err := rdb.ConfigSet(ctx, "slowlog-log-slower-than", "10000").Err(); err != nil {
+		return err
+	}
+	idle, err := worstPing(wall, nil)
+	if err != nil {
+		return err
+	}
+	moved := res.Requeued + res.Rescued
+	st, err := q.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	if moved != *n || st.Pending != int64(*n) || st.Processing != 0 || st.Claiming != 0 {
+		return fmt.Errorf("reap moved %d of %d (%+v); queue %+v", moved, *n, res, st)
+	}
+	fmt.Fprintf(out, "kind=%s n=%d wall_ms=%.1f per_sec=%.0f batches=%d max_script_ms=%.2f worst_ping_ms=%.2f idle_worst_ping_ms=%.2f\n",
+		*kind, *n, ms(wall), float64(*n)/wall.Seconds(), res.Batches, ms(worstScript), ms(during), ms(idle))
+	return clearQueue(ctx, rdb, c.queue)
+}
