@@ -251,7 +251,7 @@ func testPoison(ctx context.Context, t *testing.T, b *bed) {
 	}
 	got := map[string]string{}
 	for _, d := range dls {
-		got[d.Payload] = d.Reason
+		got[string(d.Payload)] = d.Reason
 	}
 	for _, p := range bad {
 		if got[p] == "" {
