@@ -57,8 +57,12 @@ func (c RedisConfig) NewClient() (*redis.Client, error) {
 		DialTimeout:  5 * time.Second,
 		ReadTimeout:  5 * time.Second, // blocking commands add their own timeout to this
 		WriteTimeout: 5 * time.Second,
-		// Our own Retry handles outages with backoff and a deadline.
-		MaxRetries: 1,
+		// No automatic resend: after a read timeout go-redis cannot know
+		// whether LPUSH or a script ran, and resending would run it twice.
+		// The queue retries what is safe to retry (claims keep their token,
+		// scripts are idempotent per token, the publisher re-sends the same
+		// ids).
+		MaxRetries: -1,
 	}
 	if c.TLS {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
