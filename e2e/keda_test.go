@@ -87,7 +87,7 @@ func startBed(ctx context.Context, t *testing.T) *bed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.New(srv.Client(), queue.Config{Name: "events", LeaseDuration: 10 * time.Second, MaxAttempts: 5, MaxWait: 5 * time.Minute})
+	q, err := queue.New(srv.Client(), queue.Config{Name: "events", LeaseDuration: 10 * time.Second, MaxAttempts: 5, MaxWait: 5 * time.Minute, MaxPayloadBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

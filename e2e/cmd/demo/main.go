@@ -144,7 +144,7 @@ func run() error {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: rdsAddr, Password: redisPassword})
 	defer rdb.Close()
-	q, err := queue.New(rdb, queue.Config{Name: "events", LeaseDuration: 10 * time.Second, MaxAttempts: 5, MaxWait: 5 * time.Minute})
+	q, err := queue.New(rdb, queue.Config{Name: "events", LeaseDuration: 10 * time.Second, MaxAttempts: 5, MaxWait: 5 * time.Minute, MaxPayloadBytes: 1 << 20})
 	if err != nil {
 		return err
 	}
