@@ -445,6 +445,8 @@ func (c RedisConfig) String() string {
 // but whose reply never came (read timeout, connection reset, server killed
 // mid-command): it may or may not have run. The client never resends such a
 // command by itself; the caller decides, knowing whether it is idempotent.
+// It is conservative: a new connection whose handshake times out (the
+// command was not sent yet) reports it too.
 var ErrReplyLost = errors.New("reply lost, the command may have run")
 
 // replyLostError keeps the cause's text but deliberately does not unwrap to
@@ -472,22 +474,39 @@ func (e *dialError) Unwrap() error { return e.err }
 // command did not run pass through unchanged, so go-redis still follows
 // MOVED/ASK, retries READONLY, CLUSTERDOWN, TRYAGAIN, LOADING and dial
 // failures.
-type noResend struct{}
+type noResend struct {
+	// nodeDown, when set, is called when the node may be gone (a failed
+	// dial, a lost reply): the cluster client then reloads its slot map
+	// instead of dialing a dead master until its next periodic reload.
+	nodeDown func()
+}
 
-func (noResend) DialHook(next redis.DialHook) redis.DialHook {
+func (h noResend) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		cn, err := next(ctx, network, addr)
 		if err != nil {
+			if h.nodeDown != nil {
+				h.nodeDown()
+			}
 			return nil, &dialError{err}
 		}
 		return cn, nil
 	}
 }
 
-func (noResend) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h noResend) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
+		// HELLO and AUTH are a new connection's handshake (go-redis
+		// initConn): their error becomes the error of the command that
+		// needed the connection, and is classified there.
+		if name := cmd.Name(); name == "hello" || name == "auth" {
+			return err
+		}
 		if replyLost(err) {
+			if h.nodeDown != nil {
+				h.nodeDown()
+			}
 			err = &replyLostError{cmd: cmd.Name(), cause: err.Error()}
 		}
 		return err
@@ -529,8 +548,10 @@ const defaultTimeout = 5 * time.Second
 // off, and a lost reply is returned as ErrReplyLost. The cluster client
 // still follows MOVED and ASK and retries errors that prove the command did
 // not run (READONLY, CLUSTERDOWN, TRYAGAIN, LOADING, a failed dial), at most
-// 3 times. A cluster pipeline or transaction may be resent by go-redis after
-// a lost reply: use pipelines only for reads.
+// 3 times, and reloads its slot map as soon as a node fails to answer (else
+// it would dial a dead master until its periodic reload, 60 s). A cluster
+// pipeline or transaction may be resent by go-redis after a lost reply: use
+// pipelines only for reads.
 func (c RedisConfig) NewClient() (redis.UniversalClient, error) {
 	t, err := c.resolve()
 	if err != nil {
@@ -561,7 +582,9 @@ func (c RedisConfig) NewClient() (redis.UniversalClient, error) {
 			// noResend keeps lost replies out of it.
 			MaxRedirects: 3,
 		})
-		rdb.OnNewNode(func(n *redis.Client) { n.AddHook(noResend{}) })
+		// ReloadState is asynchronous and coalesced: cheap to call often.
+		reload := func() { rdb.ReloadState(context.Background()) }
+		rdb.OnNewNode(func(n *redis.Client) { n.AddHook(noResend{nodeDown: reload}) })
 		return rdb, nil
 	case ModeSentinel:
 		rdb := redis.NewFailoverClient(&redis.FailoverOptions{

@@ -44,7 +44,7 @@ func assertPrintsNoSecret(t *testing.T, c RedisConfig) {
 	assertNoSecret(t, "%+v", fmt.Sprintf("%+v", c))
 	assertNoSecret(t, "%#v", fmt.Sprintf("%#v", c))
 	assertNoSecret(t, "%q of REDIS_ADDR", fmt.Sprintf("%q", c.Addr))
-	assertNoSecret(t, "%s of REDIS_PASSWORD", fmt.Sprintf("%s", c.Password))
+	assertNoSecret(t, "%s and %v of REDIS_PASSWORD", fmt.Sprintf("%s %v", c.Password, c.Password))
 	b, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -145,13 +146,19 @@ func (c *Cluster) Slot(key string) int {
 	return int(n)
 }
 
-// slotMap is one node's view: slot ranges and the address of their master.
-type slotMap []redis.ClusterSlot
+// slotRange is a range of slots and the address of its master.
+type slotRange struct {
+	start, end int
+	master     string
+}
+
+// slotMap is one node's view of the cluster (CLUSTER SHARDS).
+type slotMap []slotRange
 
 func (m slotMap) master(slot int) string {
 	for _, r := range m {
-		if slot >= r.Start && slot <= r.End && len(r.Nodes) > 0 {
-			return r.Nodes[0].Addr
+		if slot >= r.start && slot <= r.end {
+			return r.master
 		}
 	}
 	return ""
@@ -160,24 +167,39 @@ func (m slotMap) master(slot int) string {
 func (m slotMap) String() string {
 	parts := make([]string, len(m))
 	for i, r := range m {
-		addr := ""
-		if len(r.Nodes) > 0 {
-			addr = r.Nodes[0].Addr
-		}
-		parts[i] = fmt.Sprintf("%d-%d@%s", r.Start, r.End, addr)
+		parts[i] = fmt.Sprintf("%d-%d@%s", r.start, r.end, r.master)
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, " ")
 }
 
 func (s *Server) slotMap() (slotMap, error) {
-	var m slotMap
+	var shards []redis.ClusterShard
 	err := s.with(func(ctx context.Context, cl *redis.Client) error {
 		var err error
-		m, err = cl.ClusterSlots(ctx).Result()
+		shards, err = cl.ClusterShards(ctx).Result()
 		return err
 	})
-	return m, err
+	if err != nil {
+		return nil, err
+	}
+	var m slotMap
+	for _, sh := range shards {
+		master := ""
+		for _, n := range sh.Nodes {
+			if n.Role == "master" {
+				port := n.Port
+				if n.TLSPort != 0 { // a TLS-only node
+					port = n.TLSPort
+				}
+				master = net.JoinHostPort(n.IP, strconv.FormatInt(port, 10))
+			}
+		}
+		for _, r := range sh.Slots {
+			m = append(m, slotRange{int(r.Start), int(r.End), master})
+		}
+	}
+	return m, nil
 }
 
 // health returns "" when every running node says cluster_state:ok with all
@@ -212,8 +234,8 @@ func (c *Cluster) health() (slotMap, string) {
 		}
 	}
 	for _, r := range shared {
-		if n := c.Node(r.Nodes[0].Addr); n == nil || !n.Running() {
-			return nil, fmt.Sprintf("slots %d-%d: master %s is not running", r.Start, r.End, r.Nodes[0].Addr)
+		if n := c.Node(r.master); n == nil || !n.Running() {
+			return nil, fmt.Sprintf("slots %d-%d: master %q is not running", r.start, r.end, r.master)
 		}
 	}
 	return shared, ""

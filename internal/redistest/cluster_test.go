@@ -38,8 +38,8 @@ func TestClusterSlotsFailoverAndRestart(t *testing.T) {
 	covered := 0
 	owners := map[string]bool{}
 	for _, r := range m {
-		covered += r.End - r.Start + 1
-		owners[r.Nodes[0].Addr] = true
+		covered += r.end - r.start + 1
+		owners[r.master] = true
 	}
 	if covered != 16384 || len(owners) != 3 {
 		t.Fatalf("slot map %s covers %d slots with %d masters, want 16384 and 3", m, covered, len(owners))

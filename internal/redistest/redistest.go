@@ -27,8 +27,9 @@ type Server struct {
 	Password string // the default user's; the helpers' own clients use it
 	Dir      string
 	// TLS is set when the server speaks only TLS: a client configuration
-	// that trusts the test CA.
+	// that trusts the test CA, whose files are in PKI.
 	TLS *tls.Config
+	PKI *PKI
 
 	t    testing.TB
 	args []string
@@ -213,7 +214,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		d = append(d, []string{"cluster-enabled", "yes"}, []string{"cluster-config-file", filepath.Join(dir, "nodes.conf")})
 	}
 	s := &Server{
-		Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: st.password, Dir: dir, TLS: st.clientTLS(t),
+		Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: st.password, Dir: dir, TLS: st.clientTLS(t), PKI: st.pki,
 		t: t, args: append([]string{bin}, args(d)...),
 	}
 	s.start()

@@ -35,7 +35,7 @@ func startNode(t testing.TB, st *settings, port int, extra func(dir string) [][]
 		pw = st.sentinelPassword
 	}
 	s := &Server{
-		Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: pw, Dir: dir, TLS: st.clientTLS(t),
+		Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: pw, Dir: dir, TLS: st.clientTLS(t), PKI: st.pki,
 		t: t, args: a,
 	}
 	s.start()
