@@ -129,6 +129,9 @@ func redisConfigErr(format string, args ...any) error {
 // resolve merges REDIS_ADDR (and its URL) with the explicit variables and
 // checks the result.
 func (c RedisConfig) resolve() (redisTarget, error) {
+	if c.Mode == "" { // a RedisConfig made in code: the variable's default
+		c.Mode = ModeStandalone
+	}
 	t := redisTarget{mode: c.Mode}
 	switch c.Mode {
 	case ModeStandalone, ModeCluster, ModeSentinel:

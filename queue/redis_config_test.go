@@ -181,6 +181,16 @@ func TestRedisURLMatchesGoRedis(t *testing.T) {
 	}
 }
 
+// A RedisConfig made in code without Mode is standalone, as the variable's
+// default.
+func TestRedisConfigZeroModeIsStandalone(t *testing.T) {
+	c := RedisConfig{Addr: "h:1"}
+	got, err := c.resolve()
+	if err != nil || got.mode != ModeStandalone || c.String() != `standalone h:1 db=0 user="" password=none tls=false` {
+		t.Fatalf("resolved %+v, %v; String %s", got, err, c)
+	}
+}
+
 func TestRedisConfigErrors(t *testing.T) {
 	const pre = "invalid configuration: invalid queue configuration: "
 	cases := []struct {
