@@ -262,13 +262,18 @@ type parsedURL struct {
 	master, sentinelUsername, sentinelPassword string
 }
 
-// urlParams are the query parameters a REDIS_ADDR URL may carry in each mode:
+// urlParams are the query parameters a REDIS_ADDR URL may carry in mode:
 // go-redis's names, minus client tuning (timeouts, retries, pools), which
 // redis-keda fixes.
-var urlParams = map[RedisMode][]string{
-	ModeStandalone: {"db"},
-	ModeCluster:    {"addr"},
-	ModeSentinel:   {"addr", "db", "master_name", "password", "username"},
+func urlParams(mode RedisMode) []string {
+	switch mode {
+	case ModeCluster:
+		return []string{"addr"}
+	case ModeSentinel:
+		return []string{"addr", "db", "master_name", "password", "username"}
+	default:
+		return []string{"db"}
+	}
 }
 
 // parseRedisURL reads a redis:// or rediss:// URL with go-redis's meaning
@@ -329,7 +334,7 @@ func parseRedisURL(raw, shown string, mode RedisMode) (*parsedURL, error) {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	allowed := urlParams[mode]
+	allowed := urlParams(mode)
 	for _, k := range names {
 		if !slices.Contains(allowed, k) {
 			return nil, redisConfigErr("REDIS_ADDR=%q has query parameter %q; with REDIS_MODE=%s a URL takes only %s", shown, k, mode, strings.Join(allowed, ", "))

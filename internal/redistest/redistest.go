@@ -58,9 +58,6 @@ type aclUser struct {
 	rules          []string
 }
 
-// fullAccess is the rule set of a user added without rules.
-var fullAccess = []string{"~*", "&*", "+@all"}
-
 // WithTLS makes every server speak TLS only, with a fresh test CA (see
 // PKI): clients, replication, the cluster bus and sentinels alike.
 func WithTLS() Option { return func(s *settings) { s.tls = true } }
@@ -141,7 +138,7 @@ func (st *settings) directives(port int, dir string) [][]string {
 func (u aclUser) directive() []string {
 	rules := u.rules
 	if len(rules) == 0 {
-		rules = fullAccess
+		rules = []string{"~*", "&*", "+@all"} // full access
 	}
 	return append([]string{"user", u.name, "on", ">" + u.password}, rules...)
 }
