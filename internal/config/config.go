@@ -108,8 +108,12 @@ func envVars(t reflect.Type) map[string]string {
 	return out
 }
 
-// form says in words what a variable of type t accepts.
+// form says in words what a variable of type t accepts. An optional
+// variable (a pointer field, nil when unset) accepts what its element does.
 func form(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch {
 	case t == reflect.TypeFor[time.Duration]():
 		return "a duration such as 30s, 1m30s or 1h"

@@ -20,8 +20,9 @@ func (i *inner) Validate() error {
 
 type testCfg struct {
 	Inner inner
-	Count int  `env:"COUNT" envDefault:"3"`
-	On    bool `env:"ON" envDefault:"false"`
+	Count int   `env:"COUNT" envDefault:"3"`
+	On    bool  `env:"ON" envDefault:"false"`
+	Opt   *bool `env:"OPT"` // nil when unset
 }
 
 func TestParseNamesTheVariableAndTheForm(t *testing.T) {
@@ -34,6 +35,7 @@ func TestParseNamesTheVariableAndTheForm(t *testing.T) {
 		{map[string]string{"TIMEOUT": "2"}, `TIMEOUT="2" is not a duration such as 30s`},
 		{map[string]string{"COUNT": "three"}, `COUNT="three" is not a whole number`},
 		{map[string]string{"ON": "yes please"}, `ON="yes please" is not true or false`},
+		{map[string]string{"OPT": "maybe"}, `OPT="maybe" is not true or false`},
 		{map[string]string{"TIMEOUT": "2h"}, "TIMEOUT must be at most 1h"},
 	}
 	for _, tc := range cases {
@@ -50,7 +52,10 @@ func TestParseNamesTheVariableAndTheForm(t *testing.T) {
 		}
 	}
 	var c testCfg
-	if err := ParseFrom(&c, map[string]string{"COUNT": "7"}); err != nil || c.Count != 7 || c.Inner.Timeout != 5*time.Second {
+	if err := ParseFrom(&c, map[string]string{"COUNT": "7"}); err != nil || c.Count != 7 || c.Inner.Timeout != 5*time.Second || c.Opt != nil {
 		t.Errorf("parsed %+v, %v", c, err)
+	}
+	if err := ParseFrom(&c, map[string]string{"OPT": "false"}); err != nil || c.Opt == nil || *c.Opt {
+		t.Errorf("OPT=false parsed as %v, %v", c.Opt, err)
 	}
 }

@@ -6,6 +6,7 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -20,11 +21,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Server is a running redis-server.
+// Server is a running redis-server (or redis-sentinel).
 type Server struct {
 	Addr     string
-	Password string
+	Password string // the default user's; the helpers' own clients use it
 	Dir      string
+	// TLS is set when the server speaks only TLS: a client configuration
+	// that trusts the test CA, whose files are in PKI.
+	TLS *tls.Config
+	PKI *PKI
 
 	t    testing.TB
 	args []string
@@ -32,13 +37,143 @@ type Server struct {
 	done chan struct{}
 }
 
-// Option changes the server's configuration.
+// Option changes the server's configuration (or a topology's: StartCluster,
+// StartSentinel).
 type Option func(*settings)
 
 type settings struct {
 	password string
 	aof      bool
 	cluster  bool
+	tls      bool
+	pki      *PKI // made once per server or topology when tls
+	users    []aclUser
+
+	sentinelPassword string
+	sentinelUsers    []aclUser
+}
+
+type aclUser struct {
+	name, password string
+	rules          []string
+}
+
+// WithTLS makes every server speak TLS only, with a fresh test CA (see
+// PKI): clients, replication, the cluster bus and sentinels alike.
+func WithTLS() Option { return func(s *settings) { s.tls = true } }
+
+// WithUser adds an ACL user to every data node (not the sentinels), with
+// the given ACL SETUSER rules, or full access (~* &* +@all) when none.
+func WithUser(name, password string, rules ...string) Option {
+	return func(s *settings) { s.users = append(s.users, aclUser{name, password, rules}) }
+}
+
+// WithSentinelPassword makes the sentinels require a password for their
+// default user (requirepass); they use it among themselves too.
+func WithSentinelPassword(p string) Option { return func(s *settings) { s.sentinelPassword = p } }
+
+// WithSentinelUser adds an ACL user to every sentinel, with the given rules
+// or full access when none.
+func WithSentinelUser(name, password string, rules ...string) Option {
+	return func(s *settings) { s.sentinelUsers = append(s.sentinelUsers, aclUser{name, password, rules}) }
+}
+
+func newSettings(t testing.TB, opts []Option) *settings {
+	st := &settings{}
+	for _, o := range opts {
+		o(st)
+	}
+	if st.tls {
+		st.pki = NewPKI(t)
+	}
+	return st
+}
+
+// clientTLS is the TLS configuration of the helpers' own clients, or nil.
+func (st *settings) clientTLS(t testing.TB) *tls.Config {
+	if st.pki == nil {
+		return nil
+	}
+	return st.pki.ClientTLS(t)
+}
+
+// listen is the directives that open port: plain TCP, or TLS only.
+func (st *settings) listen(port int) [][]string {
+	if st.pki == nil {
+		return [][]string{{"port", strconv.Itoa(port)}}
+	}
+	return [][]string{
+		{"port", "0"}, {"tls-port", strconv.Itoa(port)},
+		{"tls-cert-file", st.pki.CertFile}, {"tls-key-file", st.pki.KeyFile},
+		{"tls-ca-cert-file", st.pki.CAFile},
+		{"tls-auth-clients", "no"}, // clients need no certificate
+		{"tls-replication", "yes"}, // replicas and sentinels connect with TLS
+	}
+}
+
+// directives is the configuration of a data node on port in dir.
+func (st *settings) directives(port int, dir string) [][]string {
+	d := [][]string{
+		{"bind", "127.0.0.1"}, {"dir", dir}, {"save", ""}, {"daemonize", "no"},
+		{"logfile", filepath.Join(dir, "redis.log")},
+		{"enable-debug-command", "local"}, // DEBUG SLEEP in tests
+		{"repl-diskless-sync-delay", "0"}, // replicas sync at once, not after 5 s
+	}
+	d = append(d, st.listen(port)...)
+	if st.aof {
+		d = append(d, []string{"appendonly", "yes"}, []string{"appendfsync", "always"})
+	} else {
+		d = append(d, []string{"appendonly", "no"})
+	}
+	if st.password != "" {
+		// masterauth: replicas authenticate to their master as the default user.
+		d = append(d, []string{"requirepass", st.password}, []string{"masterauth", st.password})
+	}
+	for _, u := range st.users {
+		d = append(d, u.directive())
+	}
+	return d
+}
+
+func (u aclUser) directive() []string {
+	rules := u.rules
+	if len(rules) == 0 {
+		rules = []string{"~*", "&*", "+@all"} // full access
+	}
+	return append([]string{"user", u.name, "on", ">" + u.password}, rules...)
+}
+
+// args turns directives into redis-server command-line arguments.
+func args(d [][]string) []string {
+	var out []string
+	for _, l := range d {
+		out = append(out, "--"+l[0])
+		out = append(out, l[1:]...)
+	}
+	return out
+}
+
+// writeConf writes directives as a config file, which the server can
+// rewrite (CONFIG REWRITE: what sentinels do after a failover) and reads
+// again on restart.
+func writeConf(t testing.TB, path string, d [][]string) {
+	t.Helper()
+	var b strings.Builder
+	for _, l := range d {
+		for i, a := range l {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			if a == "" || strings.ContainsAny(a, " \t\"'\\") {
+				a = strconv.Quote(a)
+			}
+			b.WriteString(a)
+		}
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatalf("write %s: %v", path, err)
+	}
 }
 
 // WithClusterMode starts the server with cluster-enabled yes (no slots
@@ -67,30 +202,18 @@ func Binary(t testing.TB) string {
 // it (SIGKILL by PID) when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	var st settings
-	for _, o := range opts {
-		o(&st)
-	}
+	st := newSettings(t, opts)
 	bin := Binary(t)
 	dir := t.TempDir()
 	port := freePort(t)
-	args := []string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--dir", dir, "--save", "", "--daemonize", "no",
-		"--logfile", filepath.Join(dir, "redis.log"),
-	}
-	if st.aof {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		args = append(args, "--appendonly", "no")
-	}
+	d := st.directives(port, dir)
 	if st.cluster {
-		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
+		d = append(d, []string{"cluster-enabled", "yes"}, []string{"cluster-config-file", filepath.Join(dir, "nodes.conf")})
 	}
-	if st.password != "" {
-		args = append(args, "--requirepass", st.password)
+	s := &Server{
+		Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: st.password, Dir: dir, TLS: st.clientTLS(t), PKI: st.pki,
+		t: t, args: append([]string{bin}, args(d)...),
 	}
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: st.password, Dir: dir, t: t, args: append([]string{bin}, args...)}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -123,7 +246,7 @@ func (s *Server) start() {
 
 // Client returns a new client for the server, closed when the test ends.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.Password, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.Password, TLSConfig: s.TLS, MaxRetries: -1})
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c
 }
