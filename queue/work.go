@@ -155,7 +155,7 @@ func Retry(ctx context.Context, fn func() error) error {
 // IsPermanent reports whether retrying cannot change err's outcome: the
 // queue's own verdicts, context errors, and Redis error replies other than
 // the transient ones (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN,
-// READONLY, NOREPLICAS, MOVED, ASK). Network errors and timeouts are not
+// READONLY, NOREPLICAS, MOVED, ASK, UNBLOCKED). Network errors, timeouts and ErrReplyLost are not
 // permanent.
 func IsPermanent(err error) bool {
 	if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrNoEvent) ||
@@ -166,7 +166,7 @@ func IsPermanent(err error) bool {
 	var rerr redis.Error
 	if errors.As(err, &rerr) { // a reply from Redis (redis.Nil included)
 		msg := rerr.Error()
-		for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "NOREPLICAS", "MOVED", "ASK"} {
+		for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "NOREPLICAS", "MOVED", "ASK", "UNBLOCKED"} {
 			if strings.HasPrefix(msg, p) {
 				return false
 			}
