@@ -8,7 +8,9 @@ package k8s_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 const (
@@ -35,23 +39,66 @@ const (
 
 var components = []string{"in-cluster-redis", "external-redis", "redis-tls-ca", "network-policy", "publisher-pdb"}
 
-// overlay describes what one overlay must render to.
+// baseConfig is the base's ConfigMap, value for value.
+var baseConfig = map[string]string{
+	"REDIS_ADDR": "localhost:6379", "REDIS_USERNAME": "redis-keda", "REDIS_DB": "0", "REDIS_TLS": "false",
+	"QUEUE": "events", "LEASE_DURATION": "30s", "MAX_ATTEMPTS": "5", "MAX_WAIT": "1h", "LOG_LEVEL": "info",
+	"CLAIM_TIMEOUT": "10s", "MAX_EVENTS": "1", "REDIS_RETRY_TIMEOUT": "60s",
+	"PUBLISH_INTERVAL": "10s", "BATCH_SIZE": "10", "WAIT_MIN": "10", "WAIT_MAX": "20", "PUBLISH_LIMIT": "0",
+	"REAP_INTERVAL": "15s", "HTTP_ADDR": ":8080", "SHUTDOWN_TIMEOUT": "10s",
+}
+
+// with returns baseConfig with changes applied.
+func with(changes map[string]string) map[string]string {
+	out := maps.Clone(baseConfig)
+	maps.Copy(out, changes)
+	return out
+}
+
+// overlay describes what one overlay must render to, exactly.
 type overlay struct {
 	dir       string
 	namespace string
 	// Secrets the overlay documents as provided out of band.
 	external []string
 	prod     bool
-	// hostRedis: Redis runs outside the cluster on the host's loopback (the
-	// e2e test bed's external-Redis shape): no StatefulSet, no TLS.
-	hostRedis bool
+	// config is the whole rendered ConfigMap: every variable the overlay (or
+	// a component it uses) sets, and the base's value for the rest.
+	config map[string]string
+	// ScaledJob settings the overlay sets.
+	pollingInterval, maxReplicaCount, activeDeadline int64
+	// Memory limits of the jobs and publisher containers.
+	jobsMemory, publisherMemory string
+}
+
+var devOverlay = overlay{dir: "overlays/dev", namespace: "redis-demo",
+	config: with(map[string]string{
+		"REDIS_ADDR": "redis-keda-redis:6379", "REDIS_TLS": "false", // in-cluster-redis
+		"LOG_LEVEL": "debug", "MAX_WAIT": "5m",
+		"BATCH_SIZE": "2", "PUBLISH_INTERVAL": "10s", "WAIT_MIN": "5", "WAIT_MAX": "15", "PUBLISH_LIMIT": "120",
+	}),
+	pollingInterval: 2, maxReplicaCount: 5, activeDeadline: 420, jobsMemory: "32Mi", publisherMemory: "32Mi",
 }
 
 var overlays = []overlay{
-	{dir: ".." /* root kustomization.yaml */, namespace: "redis-demo"},
-	{dir: "overlays/dev", namespace: "redis-demo"},
-	{dir: "overlays/prod", namespace: "redis-keda", external: []string{redisSecret}, prod: true},
-	{dir: "overlays/e2e", namespace: "redis-keda-e2e", hostRedis: true},
+	func() overlay { o := devOverlay; o.dir = ".." /* root kustomization.yaml */; return o }(),
+	devOverlay,
+	{dir: "overlays/prod", namespace: "redis-keda", external: []string{redisSecret}, prod: true,
+		config: with(map[string]string{
+			"REDIS_TLS":  "true", // external-redis
+			"REDIS_ADDR": "redis.prod.example.internal:6380", "LOG_LEVEL": "info",
+			"BATCH_SIZE": "0",
+		}),
+		pollingInterval: 5, maxReplicaCount: 100, activeDeadline: 3900, jobsMemory: "48Mi", publisherMemory: "48Mi",
+	},
+	{dir: "overlays/e2e", namespace: "redis-keda-e2e",
+		config: with(map[string]string{
+			"REDIS_ADDR": "127.0.0.1:6379", "REDIS_USERNAME": "default",
+			"LEASE_DURATION": "10s", "CLAIM_TIMEOUT": "5s", "REDIS_RETRY_TIMEOUT": "20s", "MAX_WAIT": "5m",
+			"BATCH_SIZE": "0", "REAP_INTERVAL": "2s",
+		}),
+		pollingInterval: 2, maxReplicaCount: 10, activeDeadline: 420, jobsMemory: "64Mi", publisherMemory: "64Mi",
+	},
 }
 
 func TestOverlays(t *testing.T) {
@@ -76,45 +123,136 @@ func TestOverlays(t *testing.T) {
 				t.Errorf("overlay does not create Namespace %s", ov.namespace)
 			}
 			cm := configData(t, r)
+			// Every variable, exactly: a value an overlay sets but a component
+			// overrides (kustomize applies components' generators after the
+			// overlay's) shows up here.
+			for _, k := range slices.Sorted(maps.Keys(ov.config)) {
+				if cm[k] != ov.config[k] {
+					t.Errorf("ConfigMap %s=%q, want %q", k, cm[k], ov.config[k])
+				}
+			}
+			for k, v := range cm {
+				if _, ok := ov.config[k]; !ok {
+					t.Errorf("ConfigMap has unexpected %s=%q", k, v)
+				}
+			}
 			sj := r.one(t, "ScaledJob")
+			for path, want := range map[string]int64{
+				"spec.pollingInterval":                    ov.pollingInterval,
+				"spec.maxReplicaCount":                    ov.maxReplicaCount,
+				"spec.jobTargetRef.activeDeadlineSeconds": ov.activeDeadline,
+			} {
+				if got, _ := num(sj, toPath(path)...); got != want {
+					t.Errorf("ScaledJob %s = %d, want %d", path, got, want)
+				}
+			}
+			jobs := list(sj, "spec", "jobTargetRef", "template", "spec", "containers")[0]
+			pub := list(r.find("Deployment", publisherName), "spec", "template", "spec", "containers")[0]
+			if got := str(jobs, "resources", "limits", "memory"); got != ov.jobsMemory {
+				t.Errorf("jobs memory limit %s, want %s", got, ov.jobsMemory)
+			}
+			if got := str(pub, "resources", "limits", "memory"); got != ov.publisherMemory {
+				t.Errorf("publisher memory limit %s, want %s", got, ov.publisherMemory)
+			}
+			checkPublishRate(t, cm, sj)
+			secrets := r.byKind("Secret")
 			if ov.prod {
-				if cm["REDIS_TLS"] != "true" {
-					t.Errorf("prod: REDIS_TLS=%q, want true", cm["REDIS_TLS"])
-				}
-				if h, _, _ := net.SplitHostPort(cm["REDIS_ADDR"]); h == "localhost" || strings.HasPrefix(h, "127.") {
-					t.Errorf("prod: REDIS_ADDR=%q points at loopback", cm["REDIS_ADDR"])
-				}
 				if len(r.byKind("StatefulSet")) != 0 {
 					t.Errorf("prod: runs an in-cluster Redis")
 				}
-				if n, _ := num(sj, "spec", "maxReplicaCount"); n < 20 {
-					t.Errorf("prod: maxReplicaCount %d, want >= 20", n)
+				// No password is ever committed for prod: every Secret comes
+				// from outside the repository.
+				if len(secrets) != 0 {
+					t.Errorf("prod renders %d Secrets; its Secrets must be provided out of band", len(secrets))
 				}
 				if len(r.byKind("PodDisruptionBudget")) != 1 {
 					t.Errorf("prod: want a PodDisruptionBudget")
 				}
-				if n, _ := num(r.find("Deployment", publisherName), "spec", "replicas"); n < 2 {
-					t.Errorf("prod: publisher replicas %d, want >= 2 so the PDB can keep one", n)
+				if n, _ := num(r.find("Deployment", publisherName), "spec", "replicas"); n != 2 {
+					t.Errorf("prod: publisher replicas %d, want 2 so the PDB can keep one", n)
 				}
-			} else if ov.hostRedis {
-				if len(r.byKind("StatefulSet")) != 0 {
-					t.Errorf("e2e: runs an in-cluster Redis")
-				}
-				if h, _, _ := net.SplitHostPort(cm["REDIS_ADDR"]); h != "127.0.0.1" {
-					t.Errorf("e2e: REDIS_ADDR=%q, want the host loopback", cm["REDIS_ADDR"])
-				}
-				if cm["BATCH_SIZE"] != "0" {
-					t.Errorf("e2e: BATCH_SIZE=%q, want 0 (tests push their own events)", cm["BATCH_SIZE"])
-				}
-			} else {
-				if len(r.byKind("StatefulSet")) != 1 {
-					t.Errorf("dev: want the in-cluster Redis StatefulSet")
-				}
-				if n, _ := num(sj, "spec", "pollingInterval"); n > 5 {
-					t.Errorf("dev: pollingInterval %d, want fast polling (<= 5)", n)
+			}
+			// A committed password says so on the Secret itself.
+			for _, s := range secrets {
+				if note := str(s, "metadata", "annotations", "redis-keda/demo-only"); !strings.Contains(note, "never use") {
+					t.Errorf("%s holds committed passwords but no redis-keda/demo-only annotation saying so (got %q)", s.id(), note)
 				}
 			}
 		})
+	}
+}
+
+// TestOverlayOwnSettingsWin: whatever an overlay's own configMapGenerator
+// declares is what renders (read from the overlay's kustomization.yaml, so a
+// new overlay is covered too). Kustomize v5 merges a component's generator
+// after the overlay's: a component that sets the same variable wins silently.
+func TestOverlayOwnSettingsWin(t *testing.T) {
+	dirs, err := filepath.Glob("overlays/*/kustomization.yaml")
+	if err != nil || len(dirs) < 3 {
+		t.Fatalf("overlays: %v %v", dirs, err)
+	}
+	for _, k := range dirs {
+		dir := filepath.Dir(k)
+		t.Run(dir, func(t *testing.T) {
+			b, err := os.ReadFile(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kust struct {
+				ConfigMapGenerator []struct {
+					Name     string   `json:"name"`
+					Literals []string `json:"literals"`
+				} `json:"configMapGenerator"`
+			}
+			if err := yaml.Unmarshal(b, &kust); err != nil {
+				t.Fatal(err)
+			}
+			cm := configData(t, render(t, dir))
+			n := 0
+			for _, g := range kust.ConfigMapGenerator {
+				if g.Name != configMapName {
+					continue
+				}
+				for _, lit := range g.Literals {
+					key, val, _ := strings.Cut(lit, "=")
+					n++
+					if cm[key] != val {
+						t.Errorf("%s declares %s=%q but renders %s=%q", k, key, val, key, cm[key])
+					}
+				}
+			}
+			t.Logf("%s: %d settings of its own, all rendered as declared", dir, n)
+		})
+	}
+}
+
+// checkPublishRate: an overlay that publishes synthetic events must not
+// publish faster than its ScaledJob can work them off, or the backlog grows
+// without bound. Capacity = maxReplicaCount Jobs at a time, each busy for the
+// mean wait plus jobOverhead (pod scheduling and start, then the Job being
+// marked Complete: 2-3 s measured on the e2e bed, more on a real node).
+func checkPublishRate(t *testing.T, cm map[string]string, sj obj) {
+	t.Helper()
+	const jobOverhead, headroom = 5.0, 0.75
+	batch, _ := strconv.Atoi(cm["BATCH_SIZE"])
+	if batch == 0 {
+		return
+	}
+	interval, err := time.ParseDuration(cm["PUBLISH_INTERVAL"])
+	if err != nil || interval <= 0 {
+		t.Fatalf("PUBLISH_INTERVAL=%q", cm["PUBLISH_INTERVAL"])
+	}
+	lo, _ := strconv.Atoi(cm["WAIT_MIN"])
+	hi, _ := strconv.Atoi(cm["WAIT_MAX"])
+	maxJobs, _ := num(sj, "spec", "maxReplicaCount")
+	in := float64(batch) / interval.Seconds()
+	out := float64(maxJobs) / (float64(lo+hi)/2 + jobOverhead)
+	if in > headroom*out {
+		t.Errorf("publishes %.2f events/s but %d Jobs of ~%.0f s work off %.2f/s: the backlog grows by %.0f an hour (keep inflow <= %.0f%% of capacity)",
+			in, maxJobs, float64(lo+hi)/2+jobOverhead, out, (in-out)*3600, headroom*100)
+	}
+	if cm["PUBLISH_LIMIT"] == "0" {
+		t.Errorf("PUBLISH_LIMIT=0: an overlay that publishes synthetic events should stop on its own (use task load for more)")
 	}
 }
 
@@ -156,7 +294,8 @@ func TestComponentCombinations(t *testing.T) {
 					fmt.Fprintf(&b, "  - %s\n", relFrom(t, dir, filepath.Join("components", c)))
 				}
 			}
-			b.WriteString("secretGenerator:\n  - name: " + redisSecret + "\n    literals: [password=test]\n")
+			b.WriteString("secretGenerator:\n  - name: " + redisSecret + "\n    literals: [password=test, keda-username=keda, keda-password=test2]\n")
+			b.WriteString("    options: {annotations: {redis-keda/demo-only: never use}}\n")
 			if slices.Contains(set, "redis-tls-ca") {
 				b.WriteString("  - name: " + redisCASecret + "\n    literals: [ca.crt=test]\n")
 			}
@@ -271,14 +410,21 @@ func checkScaledJob(t *testing.T, r rendered, cm map[string]string) {
 	intRange("pollingInterval", 1, 30)
 	intRange("maxReplicaCount", 1, 1000)
 	intRange("minReplicaCount", 0, 0)
-	intRange("successfulJobsHistoryLimit", 0, 10)
-	intRange("failedJobsHistoryLimit", 1, 10)
+	// Failed Jobs (and their pods' logs) outlive successful ones: KEDA keeps
+	// more of them, and the TTL, which does not tell failed from successful,
+	// keeps them for a day.
+	if ok, fail := intRange("successfulJobsHistoryLimit", 0, 10), intRange("failedJobsHistoryLimit", 1, 10); fail <= ok {
+		t.Errorf("failedJobsHistoryLimit %d <= successfulJobsHistoryLimit %d: failures must be kept longer", fail, ok)
+	}
+	if n, _ := num(spec, "jobTargetRef", "ttlSecondsAfterFinished"); n != minFailedJobTTL {
+		t.Errorf("ttlSecondsAfterFinished %d, want %d: the TTL deletes failed Jobs too, so it must leave a day to look at them", n, minFailedJobTTL)
+	}
+	checkJobLabels(t, sj)
 
 	job := mapAt(spec, "jobTargetRef")
 	intRange("jobTargetRef.backoffLimit", 0, 0)
 	intRange("jobTargetRef.parallelism", 1, 1)
 	intRange("jobTargetRef.completions", 1, 1)
-	intRange("jobTargetRef.ttlSecondsAfterFinished", 1, 86400)
 	// A job may sleep MAX_WAIT, after waiting up to CLAIM_TIMEOUT for an event,
 	// and needs SHUTDOWN_TIMEOUT to hand it back: the deadline must cover all.
 	minDeadline := seconds(t, cm, "MAX_WAIT") + seconds(t, cm, "CLAIM_TIMEOUT") + seconds(t, cm, "SHUTDOWN_TIMEOUT")
@@ -363,15 +509,59 @@ func checkScaledJob(t *testing.T, r rendered, cm map[string]string) {
 	for _, ref := range list(ta, "spec", "secretTargetRef") {
 		params[str(ref, "parameter")] = str(ref, "name") + "/" + str(ref, "key")
 	}
-	if params["password"] == "" {
-		t.Errorf("TriggerAuthentication has no password parameter")
+	// KEDA logs in as its own ACL user, from the same Secret as the
+	// application's password but its own keys.
+	appPassword := envSecretRef(c, "REDIS_PASSWORD")
+	secret, _, _ := strings.Cut(appPassword, "/")
+	wantParams := map[string]string{"username": secret + "/keda-username", "password": secret + "/keda-password"}
+	if cm["REDIS_TLS_CA_FILE"] != "" {
+		// The CA Secret: provided out of band (unsuffixed) or generated.
+		if ca := params["ca"]; strings.HasPrefix(ca, redisCASecret) && strings.HasSuffix(ca, "/ca.crt") {
+			wantParams["ca"] = ca
+		} else {
+			t.Errorf("jobs use a private CA but KEDA's ca parameter is %q, want Secret %s key ca.crt", ca, redisCASecret)
+		}
 	}
-	if cm["REDIS_TLS_CA_FILE"] != "" && params["ca"] == "" {
-		t.Errorf("jobs use a private CA but KEDA is not given it (TriggerAuthentication ca)")
+	if appPassword != secret+"/password" {
+		t.Errorf("jobs REDIS_PASSWORD from %s, want key password", appPassword)
 	}
-	// KEDA's password must be the one the workloads use.
-	if pw := envSecretRef(c, "REDIS_PASSWORD"); pw != params["password"] {
-		t.Errorf("KEDA password %s, jobs REDIS_PASSWORD %s", params["password"], pw)
+	if !maps.Equal(params, wantParams) {
+		t.Errorf("TriggerAuthentication parameters %v, want %v", params, wantParams)
+	}
+	if _, ok := md["username"]; ok {
+		t.Errorf("trigger metadata sets username: KEDA's user comes from the TriggerAuthentication")
+	}
+}
+
+// minFailedJobTTL: a failed Job and its logs stay at least a day.
+const minFailedJobTTL = 86400
+
+// checkJobLabels computes the labels KEDA v2.21 puts on each Job it creates
+// (pkg/scaling/executor/scale_jobs.go, generateJobs: its own labels, then the
+// ScaledJob's labels over them except those listed in the
+// scaledjob.keda.sh/job-excluded-labels annotation) and asserts the Jobs keep
+// KEDA's managed-by: label-based pruning of what Kustomize manages must never
+// match a running Job. The e2e test asserts the same on Jobs the real
+// operator creates.
+func checkJobLabels(t *testing.T, sj obj) {
+	t.Helper()
+	labels := map[string]string{
+		"app.kubernetes.io/name":       sj.name(),
+		"app.kubernetes.io/part-of":    sj.name(),
+		"app.kubernetes.io/managed-by": "keda-operator",
+		"scaledjob.keda.sh/name":       sj.name(),
+	}
+	excluded := strings.Split(str(sj, "metadata", "annotations", "scaledjob.keda.sh/job-excluded-labels"), ",")
+	for k, v := range mapAt(sj, "metadata", "labels") {
+		if !slices.Contains(excluded, k) {
+			labels[k] = fmt.Sprint(v)
+		}
+	}
+	if got := labels["app.kubernetes.io/managed-by"]; got != "keda-operator" {
+		t.Errorf("KEDA's Jobs would be labelled app.kubernetes.io/managed-by=%s, want keda-operator (exclude it with the scaledjob.keda.sh/job-excluded-labels annotation)", got)
+	}
+	if got := labels["app.kubernetes.io/component"]; got != "jobs" {
+		t.Errorf("KEDA's Jobs would be labelled app.kubernetes.io/component=%q, want jobs (task watch and stats select on it)", got)
 	}
 }
 
@@ -424,20 +614,44 @@ func checkPublisher(t *testing.T, r rendered, cm map[string]string) {
 	checkGoRuntimeEnv(t, "publisher", c)
 }
 
+// checkGoRuntimeEnv: GOMAXPROCS follows the CPU limit, GOMEMLIMIT is
+// floor(90%) of the memory limit in MiB (the heap target leaves room for
+// stacks and runtime overhead below the OOM kill; 100% would be reached only
+// as the kernel kills the process).
 func checkGoRuntimeEnv(t *testing.T, who string, c any) {
 	t.Helper()
-	want := map[string]string{"GOMAXPROCS": "limits.cpu", "GOMEMLIMIT": "limits.memory"}
+	limit := mebibytes(t, who+" limits.memory", str(c, "resources", "limits", "memory"))
+	want := fmt.Sprintf("%dMiB", limit*9/10)
+	var maxprocs, memlimit bool
 	for _, e := range list(c, "env") {
-		if w, ok := want[str(e, "name")]; ok {
-			if got := str(e, "valueFrom", "resourceFieldRef", "resource"); got != w {
-				t.Errorf("%s %s from %q, want resourceFieldRef %s", who, str(e, "name"), got, w)
+		switch str(e, "name") {
+		case "GOMAXPROCS":
+			maxprocs = true
+			if got := str(e, "valueFrom", "resourceFieldRef", "resource"); got != "limits.cpu" {
+				t.Errorf("%s GOMAXPROCS from %q, want resourceFieldRef limits.cpu", who, got)
 			}
-			delete(want, str(e, "name"))
+		case "GOMEMLIMIT":
+			memlimit = true
+			if got := str(e, "value"); got != want {
+				t.Errorf("%s GOMEMLIMIT=%q, want %s (90%% of the %dMi limit)", who, got, want, limit)
+			}
 		}
 	}
-	for k := range want {
-		t.Errorf("%s lacks %s", who, k)
+	if !maxprocs || !memlimit {
+		t.Errorf("%s: GOMAXPROCS set %v, GOMEMLIMIT set %v", who, maxprocs, memlimit)
 	}
+}
+
+// mebibytes parses a memory quantity that is a whole number of Mi or Gi.
+func mebibytes(t *testing.T, what, q string) int64 {
+	t.Helper()
+	for suffix, mul := range map[string]int64{"Mi": 1, "Gi": 1024} {
+		if n, err := strconv.ParseInt(strings.TrimSuffix(q, suffix), 10, 64); strings.HasSuffix(q, suffix) && err == nil {
+			return n * mul
+		}
+	}
+	t.Fatalf("%s = %q: want a whole number of Mi or Gi", what, q)
+	return 0
 }
 
 // envSecretRef returns "secret/key" of an env var set from a Secret.
@@ -592,6 +806,9 @@ func checkNamesResolve(t *testing.T, r rendered, external []string) {
 	for _, ta := range r.byKind("TriggerAuthentication") {
 		for _, ref := range list(ta, "spec", "secretTargetRef") {
 			check(ta.id(), "Secret", str(ref, "name"))
+			if s := r.find("Secret", str(ref, "name")); s != nil && mapAt(s, "data")[str(ref, "key")] == nil {
+				t.Errorf("%s: Secret %s has no key %s", ta.id(), str(ref, "name"), str(ref, "key"))
+			}
 		}
 	}
 	for _, sj := range r.byKind("ScaledJob") {
@@ -643,19 +860,62 @@ func splitImage(img string) (name, tag, digest string) {
 	return img, tag, digest
 }
 
+// redisImage: 7.4.6 or later in the 7.4 line has the 2025 Lua CVE fixes
+// (CVE-2025-49844, -46817, -46818, -46819).
+const redisImage = "redis:7.4.6-alpine"
+
 func checkInClusterRedis(t *testing.T, r rendered, cm map[string]string) {
 	t.Helper()
 	ss := r.one(t, "StatefulSet")
 	pod := mapAt(ss, "spec", "template", "spec")
 	c := list(pod, "containers")[0]
-	args := strings.Join(toStrings(list(c, "args")), " ")
-	for _, want := range []string{"--appendonly yes", "--dir /data", "--requirepass $(REDIS_PASSWORD)", "--maxmemory-policy noeviction"} {
-		if !strings.Contains(args, want) {
-			t.Errorf("redis args %q lack %q", args, want)
+	if got := str(c, "image"); got != redisImage {
+		t.Errorf("redis image %q, want %q", got, redisImage)
+	}
+	opts := redisOptions(toStrings(list(c, "args")))
+	limit := mebibytes(t, "redis limits.memory", str(c, "resources", "limits", "memory"))
+	for opt, want := range map[string]string{
+		"dir": "/data", "appendonly": "yes", "appendfsync": "always", "save": "", "maxmemory-policy": "noeviction",
+		// 80% of the container limit (Redis: 1mb = 1 MiB): Redis refuses
+		// writes before the kernel kills it.
+		"maxmemory": fmt.Sprintf("%dmb", limit*8/10),
+	} {
+		if got := opts[opt]; len(got) != 1 || strings.Join(got[0], " ") != want {
+			t.Errorf("redis --%s %q, want exactly %q", opt, got, want)
 		}
 	}
-	if envSecretRef(c, "REDIS_PASSWORD") == "" {
-		t.Errorf("redis password not from a Secret")
+	if _, ok := opts["requirepass"]; ok {
+		t.Errorf("redis --requirepass: the default user must be off, not password-protected")
+	}
+	// Exactly the README's ACL users, token for token, and the default user
+	// off.
+	acl := readmeACL(t)
+	wantUsers := [][]string{
+		{"default", "off"},
+		replaceToken(acl["redis-keda"], ">APP_PASSWORD", ">$(REDIS_PASSWORD)"),
+		replaceToken(acl["keda"], ">KEDA_PASSWORD", ">$(KEDA_REDIS_PASSWORD)"),
+	}
+	if !reflect.DeepEqual(opts["user"], wantUsers) {
+		t.Errorf("redis --user options\n got %q\nwant %q (k8s/README.md#redis-acls)", opts["user"], wantUsers)
+	}
+	if cm["REDIS_USERNAME"] != "redis-keda" {
+		t.Errorf("REDIS_USERNAME=%q, but the in-cluster Redis's application user is redis-keda", cm["REDIS_USERNAME"])
+	}
+	for env, key := range map[string]string{"REDIS_PASSWORD": "password", "KEDA_REDIS_PASSWORD": "keda-password", "REDISCLI_AUTH": "password"} {
+		if ref := envSecretRef(c, env); !strings.HasPrefix(ref, redisSecret) || !strings.HasSuffix(ref, "/"+key) {
+			t.Errorf("redis %s from %q, want Secret %s key %s", env, ref, redisSecret, key)
+		}
+	}
+	for _, s := range r.byKind("Secret") {
+		if strings.HasPrefix(s.name(), redisSecret+"-") && !strings.HasPrefix(s.name(), redisCASecret) {
+			if u := secretValue(t, s, "keda-username"); u != "keda" {
+				t.Errorf("%s keda-username %q, but the in-cluster Redis's KEDA user is keda", s.id(), u)
+			}
+		}
+	}
+	probe := strings.Join(toStrings(list(c, "readinessProbe", "exec", "command")), " ")
+	if !strings.Contains(probe, "redis-cli --user redis-keda ping") {
+		t.Errorf("redis readiness probe %q does not log in as the application user", probe)
 	}
 	var mounted bool
 	for _, m := range list(c, "volumeMounts") {
@@ -690,6 +950,85 @@ func checkInClusterRedis(t *testing.T, r rendered, cm map[string]string) {
 	if r.find("Service", str(ss, "spec", "serviceName")) == nil {
 		t.Errorf("StatefulSet serviceName %q not rendered", str(ss, "spec", "serviceName"))
 	}
+}
+
+// redisOptions groups redis-server command-line arguments by option:
+// "--user a b --user c" is {"user": [[a b] [c]]}. (An argument such as
+// "-@all" is a value: options start with "--".)
+func redisOptions(args []string) map[string][][]string {
+	out := map[string][][]string{}
+	var cur string
+	for _, a := range args {
+		if strings.HasPrefix(a, "--") {
+			cur = strings.TrimPrefix(a, "--")
+			out[cur] = append(out[cur], []string{})
+			continue
+		}
+		if cur != "" {
+			l := out[cur]
+			l[len(l)-1] = append(l[len(l)-1], a)
+		}
+	}
+	return out
+}
+
+// readmeACL returns the ACL SETUSER commands of k8s/README.md as user ->
+// the words after "ACL SETUSER" (the user name first). The format is the
+// one queue/acl_test.go reads: a line starting "ACL SETUSER", continuation
+// lines indented two spaces.
+func readmeACL(t testing.TB) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	var cur []string
+	flush := func() {
+		if len(cur) > 0 {
+			out[cur[0]] = cur
+		}
+		cur = nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "ACL SETUSER "):
+			flush()
+			cur = strings.Fields(strings.TrimPrefix(line, "ACL SETUSER "))
+		case cur != nil && strings.HasPrefix(line, "  "):
+			cur = append(cur, strings.Fields(line)...)
+		default:
+			flush()
+		}
+	}
+	flush()
+	if len(out) != 2 || out["redis-keda"] == nil || out["keda"] == nil {
+		t.Fatalf("k8s/README.md should document exactly the ACL users redis-keda and keda; found %v", slices.Sorted(maps.Keys(out)))
+	}
+	return out
+}
+
+func replaceToken(l []string, old, new string) []string {
+	out := slices.Clone(l)
+	for i, w := range out {
+		if w == old {
+			out[i] = new
+		}
+	}
+	return out
+}
+
+// secretValue decodes one key of a rendered Secret.
+func secretValue(t testing.TB, s obj, key string) string {
+	t.Helper()
+	if v := str(s, "stringData", key); v != "" {
+		return v
+	}
+	b, err := base64.StdEncoding.DecodeString(str(s, "data", key))
+	if err != nil {
+		t.Fatalf("%s data.%s: %v", s.id(), key, err)
+	}
+	return string(b)
 }
 
 func checkTLSCA(t *testing.T, r rendered, cm map[string]string) {
