@@ -81,7 +81,7 @@ var devOverlay = overlay{dir: "overlays/dev", namespace: "redis-demo",
 }
 
 var overlays = []overlay{
-	func() overlay { o := devOverlay; o.dir = ".." /* root kustomization.yaml */; return o }(),
+	withDir(devOverlay, ".."), // the root kustomization.yaml
 	devOverlay,
 	{dir: "overlays/prod", namespace: "redis-keda", external: []string{redisSecret}, prod: true,
 		config: with(map[string]string{
@@ -100,6 +100,8 @@ var overlays = []overlay{
 		pollingInterval: 2, maxReplicaCount: 10, activeDeadline: 420, jobsMemory: "64Mi", publisherMemory: "64Mi",
 	},
 }
+
+func withDir(o overlay, dir string) overlay { o.dir = dir; return o }
 
 func TestOverlays(t *testing.T) {
 	for _, ov := range overlays {
