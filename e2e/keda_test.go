@@ -34,18 +34,21 @@ import (
 )
 
 const (
-	ns             = "redis-keda-e2e" // k8s/overlays/e2e
+	e2eNamespace   = "redis-keda-e2e" // k8s/overlays/e2e
 	redisPassword  = "redis-keda-e2e-only"
 	maxReplicas    = 10 // the e2e overlay's maxReplicaCount
 	pollingSeconds = 2  // the e2e overlay's pollingInterval
 )
 
 // bed is the running test bed: real control plane and KEDA, the node
-// stand-in, a real redis-server on the host loopback, the e2e overlay applied.
+// stand-in, a real redis-server on the host loopback, one overlay applied in
+// namespace ns. (The TLS test deploys a second one into the same cluster: a
+// bed sharing c, n and kube with its own ns, Redis and recorder.)
 type bed struct {
 	c    *cluster.Cluster
 	n    *node.Node
 	kube kubernetes.Interface
+	ns   string
 	q    *queue.Queue
 	rdb  *redis.Client
 	rec  *recorder
@@ -61,6 +64,7 @@ func TestKEDA(t *testing.T) {
 	t.Run("one job per event", func(t *testing.T) { testOneJobPerEvent(ctx, t, b) })
 	t.Run("poison payloads", func(t *testing.T) { testPoison(ctx, t, b) })
 	t.Run("chaos", func(t *testing.T) { testChaos(ctx, t, b) })
+	t.Run("prod overlay with TLS and ACL users", func(t *testing.T) { testProdTLSACL(ctx, t, b) })
 }
 
 func startBed(ctx context.Context, t *testing.T) *bed {
@@ -91,19 +95,33 @@ func startBed(ctx context.Context, t *testing.T) *bed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bed{c: c, n: n, kube: kube, q: q, rdb: srv.Client()}
+	b := &bed{c: c, n: n, kube: kube, ns: e2eNamespace, q: q, rdb: srv.Client()}
 
 	// The e2e overlay, with REDIS_ADDR pointed at this run's redis-server.
 	overlay := runtimeOverlay(t, srv.Addr)
 	if out, err := c.Kubectl(ctx, "apply", "--server-side", "-k", overlay); err != nil {
 		t.Fatalf("apply e2e overlay: %v\n%s", err, out)
 	}
-	b.rec = newRecorder(ctx, t, kube)
-	waitFor(ctx, t, "the publisher pod running", 60*time.Second, func() bool {
-		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=publisher"})
-		return err == nil && len(pods.Items) == 1 && pods.Items[0].Status.Phase == corev1.PodRunning
-	})
+	b.rec = newRecorder(ctx, t, kube, b.ns)
+	b.waitPublishers(ctx, t, 1)
 	return b
+}
+
+// waitPublishers waits until n publisher pods are Running.
+func (b *bed) waitPublishers(ctx context.Context, t *testing.T, n int) {
+	t.Helper()
+	waitFor(ctx, t, fmt.Sprintf("%d publisher pod(s) running in %s", n, b.ns), 60*time.Second, func() bool {
+		pods, err := b.kube.CoreV1().Pods(b.ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=publisher"})
+		if err != nil || len(pods.Items) != n {
+			return false
+		}
+		for _, p := range pods.Items {
+			if p.Status.Phase != corev1.PodRunning {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // runtimeOverlay writes a kustomization on top of k8s/overlays/e2e that sets
@@ -156,8 +174,13 @@ func testManifests(ctx context.Context, t *testing.T, b *bed) {
 		})
 	}
 	// The e2e overlay was applied for real by startBed: KEDA must accept it.
-	waitFor(ctx, t, "the ScaledJob to be Ready", 60*time.Second, func() bool {
-		out, err := b.c.Kubectl(ctx, "get", "scaledjob", "-n", ns, "redis-keda-jobs",
+	b.waitScaledJobReady(ctx, t)
+}
+
+func (b *bed) waitScaledJobReady(ctx context.Context, t *testing.T) {
+	t.Helper()
+	waitFor(ctx, t, "the ScaledJob in "+b.ns+" to be Ready", 60*time.Second, func() bool {
+		out, err := b.c.Kubectl(ctx, "get", "scaledjob", "-n", b.ns, "redis-keda-jobs",
 			"-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		return err == nil && strings.TrimSpace(out) == "True"
 	})
@@ -185,9 +208,17 @@ func (r report) String() string {
 }
 
 func testOneJobPerEvent(ctx context.Context, t *testing.T, b *bed) {
-	const n, wait = 30, 2
+	b.burst(ctx, t, "burst", 30, 2)
+}
+
+// burst pushes n events {"wait": wait} at once, waits until every one was
+// acked by a job, and asserts one Job per event: no Job failed, Jobs created
+// within [N, N+maxReplicaCount], never more than maxReplicaCount at a time,
+// nothing processed twice. It returns the scaling report and the Jobs.
+func (b *bed) burst(ctx context.Context, t *testing.T, prefix string, n, wait int) (report, []jobRecord) {
+	t.Helper()
 	mustBeEmpty(ctx, t, b)
-	payloads, ids := events("burst", n, wait)
+	payloads, ids := events(prefix, n, wait)
 	t0 := time.Now()
 	if err := b.q.PublishRaw(ctx, payloads...); err != nil {
 		t.Fatal(err)
@@ -198,7 +229,7 @@ func testOneJobPerEvent(ctx context.Context, t *testing.T, b *bed) {
 
 	jobs := b.rec.jobsSince(t0)
 	r := report{events: n, jobs: len(jobs), drain: drain,
-		ideal:         time.Duration(math.Ceil(float64(n)/maxReplicas)*wait) * time.Second,
+		ideal:         time.Duration(math.Ceil(float64(n)/maxReplicas)*float64(wait)) * time.Second,
 		maxConcurrent: maxConcurrent(jobs)}
 	for _, j := range jobs {
 		if j.failed {
@@ -212,7 +243,7 @@ func testOneJobPerEvent(ctx context.Context, t *testing.T, b *bed) {
 	for _, c := range acked {
 		r.duplicates += c - 1
 	}
-	t.Logf("scaling report (burst of %d events, wait %ds):%s", n, wait, r)
+	t.Logf("scaling report (%s: burst of %d events, wait %ds):%s", b.ns, n, wait, r)
 
 	if r.failedJobs != 0 {
 		t.Errorf("%d Jobs failed", r.failedJobs)
@@ -229,6 +260,7 @@ func testOneJobPerEvent(ctx context.Context, t *testing.T, b *bed) {
 	if r.duplicates != 0 {
 		t.Errorf("%d events processed twice without any failure", r.duplicates)
 	}
+	return r, jobs
 }
 
 func testPoison(ctx context.Context, t *testing.T, b *bed) {
@@ -297,10 +329,10 @@ func testChaos(ctx context.Context, t *testing.T, b *bed) {
 		}
 		p := pods[rng.IntN(len(pods))]
 		if deleted <= killed {
-			if err := b.kube.CoreV1().Pods(ns).Delete(ctx, p, metav1.DeleteOptions{}); err == nil {
+			if err := b.kube.CoreV1().Pods(b.ns).Delete(ctx, p, metav1.DeleteOptions{}); err == nil {
 				deleted++
 			}
-		} else if err := b.n.Signal(ns, p, syscall.SIGKILL); err == nil {
+		} else if err := b.n.Signal(b.ns, p, syscall.SIGKILL); err == nil {
 			killed++
 		}
 	}
@@ -426,7 +458,7 @@ func (b *bed) logLines(jobs []jobRecord) []map[string]any {
 	var out []map[string]any
 	for _, j := range jobs {
 		for _, pod := range b.rec.podsOf(j.name) {
-			f, err := os.Open(b.n.LogPath(ns, pod))
+			f, err := os.Open(b.n.LogPath(b.ns, pod))
 			if err != nil {
 				continue // not started yet
 			}
@@ -446,6 +478,7 @@ func (b *bed) logLines(jobs []jobRecord) []map[string]any {
 // recorder watches Jobs and Pods of the namespace: every Job KEDA creates is
 // seen, even after the TTL controller or KEDA's history limit deletes it.
 type recorder struct {
+	ns   string
 	mu   sync.Mutex
 	jobs map[string]*jobRecord
 	pods map[string][]string // job name -> pod names
@@ -454,12 +487,13 @@ type recorder struct {
 
 type jobRecord struct {
 	name             string
+	labels           map[string]string // as created
 	created, ended   time.Time
 	complete, failed bool
 }
 
-func newRecorder(ctx context.Context, t *testing.T, kube kubernetes.Interface) *recorder {
-	r := &recorder{jobs: map[string]*jobRecord{}, pods: map[string][]string{}, live: map[string]string{}}
+func newRecorder(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns string) *recorder {
+	r := &recorder{ns: ns, jobs: map[string]*jobRecord{}, pods: map[string][]string{}, live: map[string]string{}}
 	f := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns))
 	onJob := func(obj any) {
 		j, ok := obj.(*batchv1.Job)
@@ -471,7 +505,7 @@ func newRecorder(ctx context.Context, t *testing.T, kube kubernetes.Interface) *
 		rec := r.jobs[j.Name]
 		if rec == nil {
 			// Observed times (sub-second), not the API's second-resolution stamps.
-			rec = &jobRecord{name: j.Name, created: time.Now()}
+			rec = &jobRecord{name: j.Name, labels: j.Labels, created: time.Now()}
 			r.jobs[j.Name] = rec
 		}
 		for _, c := range j.Status.Conditions {
@@ -543,7 +577,7 @@ func (r *recorder) podsOf(job string) []string {
 
 // runningJobPods lists job pods the API server reports Running right now.
 func (r *recorder) runningJobPods(ctx context.Context, kube kubernetes.Interface) []string {
-	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
+	pods, err := kube.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{
 		LabelSelector: "app.kubernetes.io/component=jobs",
 		FieldSelector: fields.OneTermEqualSelector("status.phase", string(corev1.PodRunning)).String(),
 	})

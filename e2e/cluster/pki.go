@@ -98,6 +98,80 @@ func (ca *certAuthority) issue(certPath, keyPath string, tmpl *x509.Certificate)
 	return writeKey(keyPath, k)
 }
 
+// newCA makes a self-signed CA and writes its certificate and key.
+func newCA(cn, certPath, keyPath string) (*certAuthority, error) {
+	caKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          sn,
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(7 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("self-sign CA %s: %w", cn, err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, fmt.Errorf("parse CA %s: %w", cn, err)
+	}
+	if err := writePEM(certPath, "CERTIFICATE", caDER, 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeKey(keyPath, caKey); err != nil {
+		return nil, err
+	}
+	return &certAuthority{cert: caCert, key: caKey}, nil
+}
+
+// ServingTLS is a throw-away private CA and one server certificate it signed,
+// as PEM files.
+type ServingTLS struct {
+	CACert string // ca.crt: what clients must trust
+	Cert   string // tls.crt
+	Key    string // tls.key
+}
+
+// NewServingTLS writes a fresh CA (common name cn) and a server certificate
+// for hosts (IP addresses or DNS names) into dir, which it creates. For
+// servers a test starts with TLS (e.g. redis-server --tls-port); the CA is
+// unrelated to the cluster's.
+func NewServingTLS(dir, cn string, hosts ...string) (ServingTLS, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ServingTLS{}, fmt.Errorf("tls dir: %w", err)
+	}
+	s := ServingTLS{CACert: filepath.Join(dir, "ca.crt"), Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key")}
+	ca, err := newCA(cn, s.CACert, filepath.Join(dir, "ca.key"))
+	if err != nil {
+		return ServingTLS{}, err
+	}
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn + "-server"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	if err := ca.issue(s.Cert, s.Key, tmpl); err != nil {
+		return ServingTLS{}, err
+	}
+	return s, nil
+}
+
 // servingSANs are the names the kube-apiserver and KEDA serving certs cover.
 var servingDNS = []string{
 	"localhost",
@@ -127,38 +201,11 @@ func newPKI(dir string) (*pki, error) {
 		}
 	}
 
-	caKey, err := newKey()
+	ca, err := newCA("redis-keda-e2e-ca", p.CACert, p.CAKey)
 	if err != nil {
 		return nil, err
 	}
-	sn, err := serial()
-	if err != nil {
-		return nil, err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: "redis-keda-e2e-ca"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(7 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("self-sign CA: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("parse CA: %w", err)
-	}
-	if err := writePEM(p.CACert, "CERTIFICATE", caDER, 0o644); err != nil {
-		return nil, err
-	}
-	if err := writeKey(p.CAKey, caKey); err != nil {
-		return nil, err
-	}
-	ca := &certAuthority{cert: caCert, key: caKey}
+	caDER := ca.cert.Raw
 
 	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.0.0.1")}
 	if err := ca.issue(p.ServingCert, p.ServingKey, &x509.Certificate{

@@ -49,3 +49,44 @@ func TestPKIChains(t *testing.T) {
 		}
 	}
 }
+
+func TestServingTLS(t *testing.T) {
+	s, err := NewServingTLS(filepath.Join(t.TempDir(), "redis-tls"), "redis-test-ca", "127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(s.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("bad CA PEM")
+	}
+	kp, err := tls.LoadX509KeyPair(s.Cert, s.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(kp.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"127.0.0.1", "localhost"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: name, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "redis.example.com"}); err == nil {
+		t.Error("certificate verifies for a name it was not issued for")
+	}
+	other, err := newPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPEM, _ := os.ReadFile(other.CACert)
+	otherPool := x509.NewCertPool()
+	otherPool.AppendCertsFromPEM(otherPEM)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: otherPool, DNSName: "127.0.0.1"}); err == nil {
+		t.Error("the serving certificate chains to an unrelated CA")
+	}
+}
