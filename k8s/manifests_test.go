@@ -1179,6 +1179,10 @@ func TestKubectlAgrees(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	// The kubectl stand-in of scripts_test.go runs this binary to render.
+	if dir := os.Getenv(renderEnv); dir != "" {
+		os.Exit(renderForStandIn(dir))
+	}
 	// The tests use paths relative to k8s/.
 	if _, err := os.Stat("base/kustomization.yaml"); err != nil {
 		fmt.Fprintln(os.Stderr, "run from the k8s directory (go test ./k8s/)")

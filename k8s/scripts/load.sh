@@ -3,6 +3,7 @@
 # onto the pending list of the deployed OVERLAY.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+NS=${NS:-$(overlay_namespace)}
 N=${N:-10}
 WAIT_MIN=${WAIT_MIN:-5}
 WAIT_MAX=${WAIT_MAX:-15}

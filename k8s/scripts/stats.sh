@@ -3,6 +3,7 @@
 # Jobs for the deployed OVERLAY.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+NS=${NS:-$(overlay_namespace)}
 echo "== namespace $NS"
 kubectl -n "$NS" get scaledjob redis-keda-jobs -o wide || true
 echo "== jobs"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# watch.sh: follow the Jobs KEDA creates in the namespace of OVERLAY.
+# watch.sh: follow the Jobs KEDA creates in the namespace of OVERLAY
+# (kubectl get jobs -n <namespace> -w, only the ScaledJob's).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-OVERLAY=${OVERLAY:-dev}
-NS=${NS:-$(kubectl kustomize "$root/k8s/overlays/$OVERLAY" | awk '/^kind: Namespace$/{ns=1} ns && /^  name:/{print $2; exit}')}
-exec kubectl -n "${NS:-redis-demo}" get jobs -l app.kubernetes.io/component=jobs -w
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+NS=${NS:-$(overlay_namespace)}
+exec kubectl get jobs -n "$NS" -l app.kubernetes.io/component=jobs -w
