@@ -79,8 +79,8 @@ exit 0
 // components, overlays, scripts), so the scripts' git describe and
 // .task/last-image are the test's, not this repository's.
 type scriptsRepo struct {
-	t      *testing.T
-	root   string
+	t    *testing.T
+	root string
 	path string // PATH: the stand-ins, then links to the system tools the scripts use
 	log  string
 }
