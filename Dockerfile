@@ -5,7 +5,11 @@
 # binary instead of two halves the image: both programs share the Go runtime,
 # go-redis, zap and crypto/tls (~11 MB uncompressed with the base).
 #
-#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t redis-keda:dev .
+#   task image       (docker buildx build --load, tag from git describe; see k8s/README.md)
+#   docker buildx build --load --build-arg VERSION=$(git describe --tags --always --dirty) -t redis-keda:dev .
+#
+# Needs BuildKit (RUN --mount caches, --platform=$BUILDPLATFORM): the legacy
+# `docker build` without the buildx plugin cannot run it.
 #
 # Keep the Go version in step with the `go` line of go.mod.
 ARG GO_VERSION=1.26.8
