@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# stats.sh: the queue (pending, processing, leased, dead) and the ScaledJob's
+# stats.sh: the queue (pending, in flight, claims, dead, counters) and the ScaledJob's
 # Jobs for the deployed OVERLAY.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -12,6 +12,7 @@ kubectl -n "$NS" get jobs -l app.kubernetes.io/component=jobs --no-headers 2>/de
 echo "== queue"
 redis_sh 'q=$QUEUE; case $q in *"{"*"}"*) t=$q;; *) t="{$q}";; esac;
 echo "  pending    ($q): $(cli LLEN "$q")";
-echo "  processing ($t:processing): $(cli LLEN "$t:processing")";
-echo "  leases     ($t:leases): $(cli ZCARD "$t:leases")";
-echo "  dead       ($t:dead): $(cli LLEN "$t:dead")"'
+echo "  in flight  ($t:claimed): $(cli ZCARD "$t:claimed")";
+echo "  claims     ($t:leases): $(cli ZCARD "$t:leases")";
+echo "  dead       ($t:dead): $(cli LLEN "$t:dead")";
+echo "  counters   ($t:counters): $(cli HGETALL "$t:counters" | paste -sd " " -)"'
