@@ -98,7 +98,7 @@ func testProdTLSACL(ctx context.Context, t *testing.T, shared *bed) {
 		}
 	})
 
-	q, err := queue.New(app, queue.Config{Name: "events", LeaseDuration: 30 * time.Second, MaxAttempts: 5, MaxWait: time.Hour})
+	q, err := queue.New(app, queue.Config{Name: "events", LeaseDuration: 30 * time.Second, MaxAttempts: 5, MaxWait: time.Hour, MaxPayloadBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ var components = []string{"in-cluster-redis", "external-redis", "redis-tls-ca", 
 // baseConfig is the base's ConfigMap, value for value.
 var baseConfig = map[string]string{
 	"REDIS_ADDR": "localhost:6379", "REDIS_USERNAME": "redis-keda", "REDIS_DB": "0", "REDIS_TLS": "false",
-	"QUEUE": "events", "LEASE_DURATION": "30s", "MAX_ATTEMPTS": "5", "MAX_WAIT": "1h", "LOG_LEVEL": "info",
+	"QUEUE": "events", "LEASE_DURATION": "30s", "MAX_ATTEMPTS": "5", "MAX_WAIT": "1h", "MAX_PAYLOAD_BYTES": "1048576", "LOG_LEVEL": "info",
 	"CLAIM_TIMEOUT": "10s", "MAX_EVENTS": "1", "REDIS_RETRY_TIMEOUT": "60s",
 	"PUBLISH_INTERVAL": "10s", "BATCH_SIZE": "10", "WAIT_MIN": "10", "WAIT_MAX": "20", "PUBLISH_LIMIT": "0",
 	"REAP_INTERVAL": "15s", "HTTP_ADDR": ":8080", "SHUTDOWN_TIMEOUT": "10s",
