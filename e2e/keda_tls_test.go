@@ -12,7 +12,6 @@ package e2e_test
 // REDIS_TLS_CA_FILE. Required: one Job per event.
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -35,6 +34,7 @@ import (
 
 	"github.com/redis-keda/redis-keda/e2e/cluster"
 	"github.com/redis-keda/redis-keda/e2e/internal/proc"
+	"github.com/redis-keda/redis-keda/internal/acldoc"
 	"github.com/redis-keda/redis-keda/internal/redistest"
 	"github.com/redis-keda/redis-keda/queue"
 	"github.com/redis/go-redis/v9"
@@ -287,42 +287,15 @@ func startTLSRedis(t *testing.T, work string, certs cluster.ServingTLS, users ma
 	}
 }
 
-// readmeACL reads the ACL SETUSER commands of k8s/README.md (the format
-// queue/acl_test.go reads: a line starting "ACL SETUSER", continuation lines
-// indented two spaces) as user -> the words after "ACL SETUSER".
+// readmeACL returns the ACL users of k8s/README.md: user -> the words after
+// "ACL SETUSER" (the user name first).
 func readmeACL(t *testing.T) map[string][]string {
 	t.Helper()
-	f, err := os.Open("../k8s/README.md")
+	acl, err := acldoc.ReadFile("../k8s/README.md", "redis-keda", "keda")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	out := map[string][]string{}
-	var cur []string
-	flush := func() {
-		if len(cur) > 0 {
-			out[cur[0]] = cur
-		}
-		cur = nil
-	}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "ACL SETUSER "):
-			flush()
-			cur = strings.Fields(strings.TrimPrefix(line, "ACL SETUSER "))
-		case cur != nil && strings.HasPrefix(line, "  "):
-			cur = append(cur, strings.Fields(line)...)
-		default:
-			flush()
-		}
-	}
-	flush()
-	if len(out) != 2 || out["redis-keda"] == nil || out["keda"] == nil {
-		t.Fatalf("k8s/README.md should document the ACL users redis-keda and keda; found %v", slices.Sorted(maps.Keys(out)))
-	}
-	return out
+	return acl
 }
 
 func randomSecret(t *testing.T) string {

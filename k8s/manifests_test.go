@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/redis-keda/redis-keda/internal/acldoc"
 )
 
 const (
@@ -974,40 +976,15 @@ func redisOptions(args []string) map[string][][]string {
 	return out
 }
 
-// readmeACL returns the ACL SETUSER commands of k8s/README.md as user ->
-// the words after "ACL SETUSER" (the user name first). The format is the
-// one queue/acl_test.go reads: a line starting "ACL SETUSER", continuation
-// lines indented two spaces.
+// readmeACL returns the ACL users of k8s/README.md: user -> the words after
+// "ACL SETUSER" (the user name first).
 func readmeACL(t testing.TB) map[string][]string {
 	t.Helper()
-	b, err := os.ReadFile("README.md")
+	acl, err := acldoc.ReadFile("README.md", "redis-keda", "keda")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][]string{}
-	var cur []string
-	flush := func() {
-		if len(cur) > 0 {
-			out[cur[0]] = cur
-		}
-		cur = nil
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		switch {
-		case strings.HasPrefix(line, "ACL SETUSER "):
-			flush()
-			cur = strings.Fields(strings.TrimPrefix(line, "ACL SETUSER "))
-		case cur != nil && strings.HasPrefix(line, "  "):
-			cur = append(cur, strings.Fields(line)...)
-		default:
-			flush()
-		}
-	}
-	flush()
-	if len(out) != 2 || out["redis-keda"] == nil || out["keda"] == nil {
-		t.Fatalf("k8s/README.md should document exactly the ACL users redis-keda and keda; found %v", slices.Sorted(maps.Keys(out)))
-	}
-	return out
+	return acl
 }
 
 func replaceToken(l []string, old, new string) []string {
