@@ -511,10 +511,26 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 	if _, err := c.Kubectl(ctx, "apply", "--server-side", "--field-manager", "e2e", "-k", crds); err != nil {
 		return fmt.Errorf("apply KEDA CRDs: %w", err)
 	}
-	if _, err := c.Kubectl(ctx, "wait", "--for", "condition=Established", "--timeout", "60s",
-		"crd/scaledjobs.keda.sh", "crd/scaledobjects.keda.sh",
-		"crd/triggerauthentications.keda.sh", "crd/clustertriggerauthentications.keda.sh"); err != nil {
-		return fmt.Errorf("wait for KEDA CRDs: %w", err)
+	// kubectl wait gives up at once, instead of waiting, when it reads a CRD
+	// before the API server has written any status condition (".status.conditions
+	// accessor error: <nil> is of the type <nil>"; seen on a loaded machine):
+	// retry that case until the deadline.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := c.Kubectl(ctx, "wait", "--for", "condition=Established", "--timeout", "60s",
+			"crd/scaledjobs.keda.sh", "crd/scaledobjects.keda.sh",
+			"crd/triggerauthentications.keda.sh", "crd/clustertriggerauthentications.keda.sh")
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), ".status.conditions accessor error") || time.Now().After(deadline) {
+			return fmt.Errorf("wait for KEDA CRDs: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for KEDA CRDs: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	if _, err := c.Kubectl(ctx, "create", "namespace", "keda"); err != nil {
 		return fmt.Errorf("create namespace keda: %w", err)
