@@ -1,14 +1,13 @@
 package queue
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis-keda/redis-keda/internal/acldoc"
 	"github.com/redis-keda/redis-keda/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
@@ -17,38 +16,20 @@ import (
 // one per user, with the password placeholders replaced.
 func aclCommands(t *testing.T, passwords map[string]string) map[string][]any {
 	t.Helper()
-	f, err := os.Open("../k8s/README.md")
+	users, err := acldoc.ReadFile("../k8s/README.md", "redis-keda", "keda")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	out := map[string][]any{}
-	var cur []string
-	flush := func() {
-		if len(cur) > 2 {
-			args := make([]any, len(cur))
-			for i, a := range cur {
-				for ph, pw := range passwords {
-					a = strings.ReplaceAll(a, ph, pw)
-				}
-				args[i] = a
+	for name, words := range users {
+		args := []any{"ACL", "SETUSER"}
+		for _, w := range words {
+			for ph, pw := range passwords {
+				w = strings.ReplaceAll(w, ph, pw)
 			}
-			out[cur[2]] = args
+			args = append(args, w)
 		}
-		cur = nil
-	}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "ACL SETUSER "):
-			flush()
-			cur = strings.Fields(line)
-		case cur != nil && strings.HasPrefix(line, "  "):
-			cur = append(cur, strings.Fields(line)...)
-		default:
-			flush()
-		}
+		out[name] = args
 	}
 	return out
 }
@@ -119,7 +100,11 @@ func TestDocumentedACLUsersSuffice(t *testing.T) {
 
 	keda := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "keda", Password: "keda-pw"})
 	defer keda.Close()
-	// KEDA's scaler script, as in pkg/scalers/redis_scaler.go.
+	// KEDA's client PINGs first, then runs its scaler script
+	// (pkg/scalers/redis_scaler.go).
+	if err := keda.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING as the documented keda user: %v", err)
+	}
 	n, err := keda.Eval(ctx, `local listType = redis.call('type', KEYS[1])["ok"]
 if listType == "list" then return redis.call('llen', KEYS[1]) elseif listType == "none" then return 0 end
 return -1`, []string{"events"}).Int64()
