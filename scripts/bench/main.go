@@ -130,6 +130,20 @@ func (c *common) open(ctx context.Context, conns int) (*queue.Queue, *redis.Clie
 	return q, rdb, nil
 }
 
+// prefillQueue publishes n events of the sample's size, 1000 per LPUSH.
+func prefillQueue(ctx context.Context, q *queue.Queue, n int) error {
+	batch := make([]queue.Event, 1000)
+	for i := range batch {
+		batch[i] = sampleEvent()
+	}
+	for left := n; left > 0; left -= len(batch) {
+		if _, err := q.Publish(ctx, batch[:min(left, len(batch))]...); err != nil {
+			return fmt.Errorf("pre-fill: %w", err)
+		}
+	}
+	return nil
+}
+
 // clearQueue deletes every key of the queue (its derived keys share the
 // prefix "{name}:").
 func clearQueue(ctx context.Context, rdb *redis.Client, name string) error {
@@ -229,11 +243,8 @@ func claimAck(ctx context.Context, args []string, out io.Writer) error {
 	if err := clearQueue(ctx, rdb, c.queue); err != nil {
 		return err
 	}
-	batch := make([]queue.Event, 1000)
-	for left := *prefill; left > 0; left -= len(batch) {
-		if _, err := q.Publish(ctx, batch[:min(left, len(batch))]...); err != nil {
-			return fmt.Errorf("pre-fill: %w", err)
-		}
+	if err := prefillQueue(ctx, q, *prefill); err != nil {
+		return err
 	}
 
 	// Every consumer takes a ticket before claiming, so no Claim ever
@@ -447,14 +458,8 @@ func reap(ctx context.Context, args []string, out io.Writer) error {
 	if err := clearQueue(ctx, rdb, c.queue); err != nil {
 		return err
 	}
-	batch := make([]queue.Event, 1000)
-	for i := range batch {
-		batch[i] = sampleEvent()
-	}
-	for left := *n; left > 0; left -= len(batch) {
-		if _, err := q.Publish(ctx, batch[:min(left, len(batch))]...); err != nil {
-			return fmt.Errorf("pre-fill: %w", err)
-		}
+	if err := prefillQueue(ctx, q, *n); err != nil {
+		return err
 	}
 	leases, tag := "{"+c.queue+"}:leases", "{"+c.queue+"}:claim:"
 	switch *kind {
