@@ -1,0 +1,978 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The operator's side of a queue: Snapshot (what `redis-keda stats` and the
+// publisher's /metrics read), Peek, Find (inspect), Redrive, RedriveAll and
+// Purge. Reads never change anything; every write is one Lua script per
+// batch that re-checks, atomically, that what it moves is still there.
+//
+// An entry is named either by its event id or by a reference, "@" and the
+// first hex digits of the SHA-1 of the entry as stored (pending entry, claimed
+// entry or dead-letter record): an entry without an id (a raw payload never
+// delivered, or a dead letter of a payload that had none) has only a
+// reference. References are computed by Redis (redis.sha1hex), so a large
+// entry is never sent to the client to be named.
+
+// Location is where an entry is.
+type Location string
+
+const (
+	LocPending    Location = "pending"    // in the pending list
+	LocProcessing Location = "processing" // leased by a job (in flight)
+	LocClaimed    Location = "claimed"    // moved by a job's BRPOPLPUSH, not leased (yet)
+	LocDead       Location = "dead"       // in the dead-letter list
+)
+
+// CounterNames are the fields of the counters hash, in display order:
+// outcomes of deliveries, the reaper's recoveries, and the operator's
+// redrives and purges.
+func CounterNames() []string {
+	return []string{"acked", "retried", "dead", "released",
+		"reaped_requeued", "reaped_rescued", "reaped_dead", "reaped_stale",
+		"redriven", "purged_dead", "purged_pending"}
+}
+
+// Bounds of what the operator's reads bring back.
+const (
+	// snapshotPrefix: bytes of the oldest pending entry and oldest dead
+	// letter a Snapshot reads, to find published_at and dead_at. The
+	// publisher's events carry published_at in their first 60 bytes.
+	snapshotPrefix = 4096
+	// scanPrefix: bytes of each entry a scan brings back. An entry up to
+	// this size is read whole; a larger one is fetched alone when needed.
+	scanPrefix = 64 << 10
+	// scanPage: entries per page script.
+	scanPage = 100
+	// redriveBatchBytes bounds the payloads one redrive script carries.
+	redriveBatchBytes = 4 << 20
+	// refMinHex is the shortest reference accepted.
+	refMinHex = 6
+	// refHex is how many hex digits a reference is shown with.
+	refHex = 12
+)
+
+// Snapshot is the queue at one instant, read in one script whose cost does
+// not depend on the number of events.
+type Snapshot struct {
+	Now                          time.Time // Redis server clock
+	Pending, Processing, Claiming int64
+	Dead                         int64
+	// OldestPending is the published_at of the next event to be claimed
+	// (the oldest pending entry); zero when the queue is empty or that
+	// entry has no published_at in its first 4 KiB (producers that send no
+	// timestamp: the queue never stamps their bytes).
+	OldestPending time.Time
+	// OldestPendingUnknown is true when there are pending entries but the
+	// oldest carries no published_at.
+	OldestPendingUnknown bool
+	// OldestProcessing is when the oldest in-flight delivery was leased.
+	OldestProcessing time.Time
+	// OldestDead is the dead_at of the oldest dead letter.
+	OldestDead time.Time
+	// LeasesExpired are claims past their deadline: the reaper's next work.
+	LeasesExpired int64
+	// LeasesExpiring are claims whose deadline is within ExpiringWithin: a
+	// heartbeat is overdue (a healthy lease has more than 2/3 of
+	// LEASE_DURATION left), or a job died right after claiming.
+	LeasesExpiring int64
+	ExpiringWithin time.Duration
+	// Counters holds every name of CounterNames (0 when never counted).
+	Counters map[string]int64
+}
+
+// Age returns how old t is at the snapshot's instant; false for a zero t.
+func (s Snapshot) Age(t time.Time) (time.Duration, bool) {
+	if t.IsZero() {
+		return 0, false
+	}
+	return max(s.Now.Sub(t), 0), true
+}
+
+// snapshotScript reads every number of a Snapshot in one call; the two
+// entries it looks into are cut to a prefix by Redis, so a huge oldest event
+// costs the network nothing.
+//
+// KEYS[1] pending list
+// KEYS[2] leases zset
+// KEYS[3] claimed zset
+// KEYS[4] dead list
+// KEYS[5] counters hash
+// ARGV[1] bytes of the oldest pending entry and oldest dead letter to return
+// ARGV[2] "expiring" window, ms
+// Output: {now_ms, LLEN pending, ZCARD leases, ZCARD claimed, LLEN dead,
+// oldest claimed score or nil, pending tail prefix or nil, dead tail prefix
+// or nil, expired leases, expiring leases, HGETALL counters}
+var snapshotScript = redis.NewScript(luaPrelude + `
+local now = now_ms()
+local n = tonumber(ARGV[1])
+local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+local p = redis.call('LINDEX', KEYS[1], -1)
+local d = redis.call('LINDEX', KEYS[4], -1)
+if p then p = string.sub(p, 1, n) end
+if d then d = string.sub(d, 1, n) end
+return {now, redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
+  redis.call('LLEN', KEYS[4]), oldest[2] or false, p or false, d or false,
+  redis.call('ZCOUNT', KEYS[2], '-inf', now),
+  redis.call('ZCOUNT', KEYS[2], '(' .. now, now + tonumber(ARGV[2])),
+  redis.call('HGETALL', KEYS[5])}
+`)
+
+// Snapshot reads the queue in one script call. expiringWithin is the window
+// for LeasesExpiring; 0 means LEASE_DURATION/2.
+func (q *Queue) Snapshot(ctx context.Context, expiringWithin time.Duration) (Snapshot, error) {
+	if expiringWithin <= 0 {
+		expiringWithin = q.cfg.LeaseDuration / 2
+	}
+	s := Snapshot{ExpiringWithin: expiringWithin}
+	keys := []string{q.pending, q.leases, q.claimed, q.dead, q.counters}
+	res, err := snapshotScript.Run(ctx, q.rdb, keys, snapshotPrefix, expiringWithin.Milliseconds()).Slice()
+	if err != nil {
+		return s, fmt.Errorf("read queue %s: %w", q.pending, err)
+	}
+	if len(res) != 11 {
+		return s, fmt.Errorf("read queue %s: snapshot script returned %d values, want 11", q.pending, len(res))
+	}
+	s.Now = time.UnixMilli(integer(res[0]))
+	s.Pending, s.Dead = integer(res[1]), integer(res[4])
+	leases, claimed := integer(res[2]), integer(res[3])
+	s.Processing, s.Claiming = claimed, max(leases-claimed, 0)
+	if score, ok := res[5].(string); ok {
+		if ms, err := strconv.ParseFloat(score, 64); err == nil {
+			s.OldestProcessing = time.UnixMilli(int64(ms))
+		}
+	}
+	if p, ok := res[6].(string); ok {
+		_, payload, _, _ := splitEntry(p)
+		s.OldestPending = publishedAt([]byte(payload))
+		s.OldestPendingUnknown = s.OldestPending.IsZero()
+	}
+	if d, ok := res[7].(string); ok {
+		dl, _ := partialDeadLetter(d, len(d))
+		s.OldestDead = dl.DeadAt
+	}
+	s.LeasesExpired, s.LeasesExpiring = integer(res[8]), integer(res[9])
+	s.Counters = make(map[string]int64, len(CounterNames()))
+	for _, name := range CounterNames() {
+		s.Counters[name] = 0
+	}
+	if kv, ok := res[10].([]any); ok {
+		for i := 0; i+1 < len(kv); i += 2 {
+			n, _ := strconv.ParseInt(str(kv[i+1]), 10, 64)
+			s.Counters[str(kv[i])] = n
+		}
+	}
+	return s, nil
+}
+
+// Entry is one event as the operator sees it.
+type Entry struct {
+	Location Location
+	// Position: pending, 1 = the next to be claimed; dead, 1 = the newest.
+	Position int64
+	// Ref is "@" and the first hex digits of the SHA-1 of the stored entry.
+	Ref string
+	// ID is the event's id when it has one: the payload's "id", or the one
+	// the queue assigned (IDAssigned).
+	ID         string
+	IDAssigned bool
+	// Attempts counts deliveries so far: for an entry in flight, including
+	// the current one.
+	Attempts int
+	// Size is the payload's length in bytes; Payload holds all of it, or its
+	// first bytes when Truncated.
+	Size      int
+	Payload   []byte
+	Truncated bool
+	// PublishedAt is the payload's published_at, when it has one.
+	PublishedAt time.Time
+
+	// In flight (processing or claimed).
+	Token         string
+	ClaimedAt     time.Time // leased at (processing only)
+	LeaseDeadline time.Time // when the reaper may take it back
+
+	// Dead letters.
+	Reason string
+	DeadAt time.Time
+
+	sha1    string // hex SHA-1 of the stored entry
+	stored  int    // the stored entry's size (record, envelope, ...)
+	tailIdx int64  // dead: 0 = the oldest
+	record  string // dead: the whole record, once read
+}
+
+// ErrNotFound wraps an id or reference that matched nothing.
+var ErrNotFound = errors.New("not found")
+
+// ErrRedriveRefused wraps a redrive that would move a dead letter the jobs
+// cannot take (payload above MAX_PAYLOAD_BYTES) or that cannot be read.
+var ErrRedriveRefused = errors.New("redrive refused")
+
+// IsRef reports whether arg is a reference (@ and hex digits).
+func IsRef(arg string) bool {
+	h, ok := strings.CutPrefix(arg, "@")
+	if !ok || len(h) < refMinHex || len(h) > 40 {
+		return false
+	}
+	for _, c := range h {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckSelector validates an id or reference argument: a reference must be
+// "@" and 6 to 40 hex digits, an id must not be empty.
+func CheckSelector(arg string) error {
+	switch {
+	case arg == "":
+		return errors.New("an empty id")
+	case strings.HasPrefix(arg, "@") && !IsRef(arg):
+		return fmt.Errorf("%q is not a reference: use @ and %d to 40 hex digits, as peek shows them", arg, refMinHex)
+	}
+	return nil
+}
+
+func (e *Entry) matches(sel string) bool {
+	if h, ok := strings.CutPrefix(sel, "@"); ok && IsRef(sel) {
+		return strings.HasPrefix(e.sha1, strings.ToLower(h))
+	}
+	return e.ID != "" && e.ID == sel
+}
+
+// listPageScript returns a page of a list without sending large entries:
+// each entry's size, SHA-1 and first bytes.
+//
+// KEYS[1] list
+// ARGV[1] start, ARGV[2] stop (LRANGE indexes)
+// ARGV[3] bytes of each entry to return
+// Output: {LLEN, then for each entry: size, sha1 hex, prefix}
+var listPageScript = redis.NewScript(`
+local n = tonumber(ARGV[3])
+local out = {redis.call('LLEN', KEYS[1])}
+for _, e in ipairs(redis.call('LRANGE', KEYS[1], ARGV[1], ARGV[2])) do
+  out[#out + 1] = #e
+  out[#out + 1] = redis.sha1hex(e)
+  out[#out + 1] = string.sub(e, 1, n)
+end
+return out
+`)
+
+type rawEntry struct {
+	size   int
+	sha1   string
+	prefix string
+}
+
+// listPage runs listPageScript; entries come in list order (left to right).
+func (q *Queue) listPage(ctx context.Context, key string, start, stop int64, prefix int) (int64, []rawEntry, error) {
+	res, err := listPageScript.Run(ctx, q.rdb, []string{key}, start, stop, prefix).Slice()
+	if err != nil {
+		return 0, nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	out := make([]rawEntry, 0, (len(res)-1)/3)
+	for i := 1; i+2 < len(res); i += 3 {
+		out = append(out, rawEntry{size: int(integer(res[i])), sha1: str(res[i+1]), prefix: str(res[i+2])})
+	}
+	return integer(res[0]), out, nil
+}
+
+// claimsScript reads the claim lists of some tokens.
+//
+// KEYS[1] leases zset
+// KEYS[2] claimed zset
+// ARGV[1] claim list prefix ({q}:claim:), the token is appended
+// ARGV[2] bytes of each entry to return
+// ARGV[3...] claim tokens
+// Output: for each token: {deadline or nil, leased at or nil, header or nil,
+// entry size, entry sha1, entry prefix} — an empty table for a claim list
+// without an entry.
+var claimsScript = redis.NewScript(`
+local n = tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV do
+  local c = redis.call('LRANGE', ARGV[1] .. ARGV[i], 0, -1)
+  if #c == 0 then
+    out[#out + 1] = {}
+  else
+    local e = c[#c]
+    local h = false
+    if #c >= 2 then h = c[1] end
+    out[#out + 1] = {redis.call('ZSCORE', KEYS[1], ARGV[i]) or false, redis.call('ZSCORE', KEYS[2], ARGV[i]) or false,
+      h, #e, redis.sha1hex(e), string.sub(e, 1, n)}
+  end
+end
+return out
+`)
+
+// claims reads the given tokens' claim lists; tokens without an entry are
+// left out.
+func (q *Queue) claims(ctx context.Context, tokens []string, prefix int) ([]Entry, error) {
+	if len(tokens) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, 2+len(tokens))
+	args = append(args, q.claimPrefix, prefix)
+	for _, t := range tokens {
+		args = append(args, t)
+	}
+	res, err := claimsScript.Run(ctx, q.rdb, []string{q.leases, q.claimed}, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("read claims of %s: %w", q.pending, err)
+	}
+	var out []Entry
+	for i, r := range res {
+		c, _ := r.([]any)
+		if len(c) != 6 {
+			continue
+		}
+		raw := rawEntry{size: int(integer(c[3])), sha1: str(c[4]), prefix: str(c[5])}
+		var e Entry
+		if h, ok := c[2].(string); ok {
+			var dh deliveryHeader
+			if err := json.Unmarshal([]byte(h), &dh); err != nil {
+				return nil, fmt.Errorf("claim %s: unreadable delivery header %q: %w", tokens[i], h, err)
+			}
+			e = Entry{Location: LocProcessing, ID: dh.ID, IDAssigned: dh.Assigned, Attempts: dh.Attempt, Size: dh.Size}
+			e.ClaimedAt, _ = time.Parse(time.RFC3339Nano, dh.ClaimedAt)
+			if ms, ok := c[1].(string); ok {
+				if f, err := strconv.ParseFloat(ms, 64); err == nil {
+					e.ClaimedAt = time.UnixMilli(int64(f))
+				}
+			}
+			off := min(dh.Off, len(raw.prefix))
+			e.Payload = []byte(raw.prefix[off:])
+			e.Truncated = raw.size > len(raw.prefix)
+		} else {
+			e = pendingEntry(raw)
+			e.Location = LocClaimed
+			e.Attempts++ // this delivery counts
+		}
+		e.Token, e.sha1, e.stored = tokens[i], raw.sha1, raw.size
+		e.Ref = "@" + raw.sha1[:refHex]
+		if ms, ok := c[0].(string); ok {
+			if f, err := strconv.ParseFloat(ms, 64); err == nil {
+				e.LeaseDeadline = time.UnixMilli(int64(f))
+			}
+		}
+		e.PublishedAt = publishedAt(e.Payload)
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// pendingEntry reads a pending entry (or the entry of a claim list not
+// leased yet) from what a page brought back.
+func pendingEntry(raw rawEntry) Entry {
+	h, payload, off, _ := splitEntry(raw.prefix)
+	e := Entry{
+		Location: LocPending, Ref: "@" + raw.sha1[:refHex], sha1: raw.sha1, stored: raw.size,
+		Attempts: h.Attempts, Size: raw.size - off, Payload: []byte(payload), Truncated: raw.size > len(raw.prefix),
+	}
+	if h.Assigned {
+		e.ID, e.IDAssigned = h.ID, true
+	} else if v, ok := topLevel([]byte(payload), fieldID); ok {
+		e.ID, _ = parseID(v)
+	}
+	e.PublishedAt = publishedAt(e.Payload)
+	return e
+}
+
+// deadEntry reads a dead letter from what a page brought back.
+func deadEntry(raw rawEntry) Entry {
+	dl, payload := partialDeadLetter(raw.prefix, raw.size)
+	e := Entry{
+		Location: LocDead, Ref: "@" + raw.sha1[:refHex], sha1: raw.sha1, stored: raw.size,
+		ID: dl.ID, Attempts: dl.Attempts, Size: dl.Size, Payload: payload, Truncated: raw.size > len(raw.prefix),
+		Reason: dl.Reason, DeadAt: dl.DeadAt,
+	}
+	if !e.Truncated {
+		e.record = raw.prefix
+	}
+	if e.ID == "" {
+		if v, ok := topLevel(payload, fieldID); ok {
+			e.ID, _ = parseID(v)
+		}
+	}
+	e.PublishedAt = publishedAt(payload)
+	return e
+}
+
+// Peek returns up to n entries of one place without changing anything:
+// pending, the next to be claimed first; processing, the oldest delivery
+// first; dead, the newest first. Payloads are cut at 64 KiB (Truncated).
+func (q *Queue) Peek(ctx context.Context, loc Location, n int) ([]Entry, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	switch loc {
+	case LocPending:
+		_, raws, err := q.listPage(ctx, q.pending, -int64(n), -1, scanPrefix)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]Entry, 0, len(raws))
+		for i := len(raws) - 1; i >= 0; i-- {
+			e := pendingEntry(raws[i])
+			e.Position = int64(len(out) + 1)
+			out = append(out, e)
+		}
+		return out, nil
+	case LocDead:
+		llen, raws, err := q.listPage(ctx, q.dead, 0, int64(n)-1, scanPrefix)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]Entry, 0, len(raws))
+		for i, r := range raws {
+			e := deadEntry(r)
+			e.Position, e.tailIdx = int64(i+1), llen-int64(i)-1
+			out = append(out, e)
+		}
+		return out, nil
+	case LocProcessing:
+		tokens, err := q.rdb.ZRange(ctx, q.claimed, 0, int64(n)-1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", q.claimed, err)
+		}
+		return q.claims(ctx, tokens, scanPrefix)
+	}
+	return nil, fmt.Errorf("peek: unknown place %q: use pending, processing or dead", loc)
+}
+
+// Find returns every entry whose event id is sel, or whose reference starts
+// with sel ("@…"), wherever it is: pending, in flight (or claimed, not leased
+// yet), dead — in that order, the way events move, so an event that moves
+// during the search is still found. Payloads are whole. Its cost grows with
+// the lists (pages of 100 entries, 64 KiB of each at most).
+func (q *Queue) Find(ctx context.Context, sel string) ([]Entry, error) {
+	if err := CheckSelector(sel); err != nil {
+		return nil, err
+	}
+	var out []Entry
+	// Pending, from the head: an LPUSH meanwhile shifts entries away from
+	// the pages still to read, so none is missed.
+	for start := int64(0); ; start += scanPage {
+		llen, raws, err := q.listPage(ctx, q.pending, start, start+scanPage-1, scanPrefix)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range raws {
+			e := pendingEntry(r)
+			if e.matches(sel) {
+				e.Position = llen - (start + int64(i))
+				if err := q.fill(ctx, &e, q.pending, start+int64(i)); err != nil {
+					return nil, err
+				}
+				out = append(out, e)
+			}
+		}
+		if len(raws) < scanPage {
+			break
+		}
+	}
+	// Claims: every registered token.
+	for start := int64(0); ; start += scanPage {
+		tokens, err := q.rdb.ZRange(ctx, q.leases, start, start+scanPage-1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", q.leases, err)
+		}
+		es, err := q.claims(ctx, tokens, scanPrefix)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			if e.matches(sel) {
+				if err := q.fill(ctx, &e, q.claimPrefix+e.Token, -1); err != nil {
+					return nil, err
+				}
+				out = append(out, e)
+			}
+		}
+		if len(tokens) < scanPage {
+			break
+		}
+	}
+	dead, err := q.findDead(ctx, []string{sel})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range dead {
+		if err := q.fillDead(ctx, &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// findDead scans the dead list from its tail (oldest first: indexes from the
+// tail do not move when new dead letters arrive) for entries matching any of
+// sels.
+func (q *Queue) findDead(ctx context.Context, sels []string) ([]Entry, error) {
+	var out []Entry
+	for off := int64(0); ; off += scanPage {
+		llen, raws, err := q.listPage(ctx, q.dead, -(off + scanPage), -(off + 1), scanPrefix)
+		if err != nil {
+			return nil, err
+		}
+		for i := len(raws) - 1; i >= 0; i-- {
+			e := deadEntry(raws[i])
+			e.tailIdx = off + int64(len(raws)-1-i)
+			e.Position = llen - e.tailIdx
+			for _, s := range sels {
+				if e.matches(s) {
+					out = append(out, e)
+					break
+				}
+			}
+		}
+		if len(raws) < scanPage {
+			return out, nil
+		}
+	}
+}
+
+// fill replaces a truncated payload by the whole entry, read by index and
+// checked against its SHA-1 (an entry that moved meanwhile stays truncated).
+func (q *Queue) fill(ctx context.Context, e *Entry, key string, idx int64) error {
+	if !e.Truncated {
+		return nil
+	}
+	whole, err := q.rdb.LIndex(ctx, key, idx).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	if sha1hex(whole) != e.sha1 {
+		return nil
+	}
+	if e.Location == LocProcessing {
+		var off int
+		if h, err := q.rdb.LIndex(ctx, key, 0).Result(); err == nil {
+			var dh deliveryHeader
+			if json.Unmarshal([]byte(h), &dh) == nil {
+				off = dh.Off
+			}
+		}
+		e.Payload = []byte(whole[min(off, len(whole)):])
+	} else {
+		_, payload, _, _ := splitEntry(whole)
+		e.Payload = []byte(payload)
+	}
+	e.Truncated = false
+	return nil
+}
+
+// fillDead reads a dead letter's whole record and payload.
+func (q *Queue) fillDead(ctx context.Context, e *Entry) error {
+	if e.record == "" {
+		whole, err := q.rdb.LIndex(ctx, q.dead, -(e.tailIdx + 1)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("read %s: %w", q.dead, err)
+		}
+		if sha1hex(whole) != e.sha1 {
+			return fmt.Errorf("dead letter %s moved while it was read (another redrive or purge?); run the command again", e.Ref)
+		}
+		e.record = whole
+	}
+	dl, err := parseDeadLetter(e.record)
+	if err != nil {
+		return fmt.Errorf("dead letter %s: %w", e.Ref, err)
+	}
+	e.Payload, e.Truncated = dl.Payload, false
+	return nil
+}
+
+// RedriveResult says what a redrive moved (or, for a dry run, would move).
+type RedriveResult struct {
+	// Moved are the dead letters pushed back to pending, oldest first.
+	Moved []Entry
+	// Skipped were left in the dead list, with why (RedriveAll only).
+	Skipped []Skipped
+	// Gone vanished between being read and being moved: another redrive or
+	// a purge took them.
+	Gone []Entry
+}
+
+// Skipped is a dead letter RedriveAll left in place.
+type Skipped struct {
+	Entry  Entry
+	Reason string
+}
+
+// redriveScript moves dead letters back to the back of the pending list:
+// each record is removed (scanning from the tail, where the oldest are) and,
+// only if it was there, its payload — the producer's bytes, no envelope, so
+// attempts start again — is pushed.
+//
+// KEYS[1] dead list
+// KEYS[2] pending list
+// KEYS[3] counters hash
+// ARGV[2i-1] a dead-letter record exactly as stored
+// ARGV[2i]   its payload
+// Output: for each record, 1 moved or 0 no longer in the dead list.
+var redriveScript = redis.NewScript(`
+local out, moved = {}, 0
+for i = 1, #ARGV, 2 do
+  if redis.call('LREM', KEYS[1], -1, ARGV[i]) == 1 then
+    redis.call('LPUSH', KEYS[2], ARGV[i + 1])
+    moved = moved + 1
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+if moved > 0 then redis.call('HINCRBY', KEYS[3], 'redriven', moved) end
+return out
+`)
+
+// Redrive moves the dead letters matching sels (event ids or "@"
+// references; every dead letter of an id) back to the pending list, oldest
+// first, payload byte for byte. Nothing changes when a selector matches no
+// dead letter (ErrNotFound) or a payload is above MAX_PAYLOAD_BYTES or a
+// record unreadable (ErrRedriveRefused); dryRun reports and changes nothing.
+func (q *Queue) Redrive(ctx context.Context, sels []string, dryRun bool) (RedriveResult, error) {
+	var res RedriveResult
+	for _, s := range sels {
+		if err := CheckSelector(s); err != nil {
+			return res, err
+		}
+	}
+	found, err := q.findDead(ctx, sels)
+	if err != nil {
+		return res, err
+	}
+	var missing []string
+	for _, s := range sels {
+		hit := false
+		for i := range found {
+			if found[i].matches(s) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		return res, fmt.Errorf("%w: no dead letter has id or reference %s; nothing was redriven (peek dead lists them)", ErrNotFound, strings.Join(missing, ", "))
+	}
+	for i := range found {
+		if err := q.fillDead(ctx, &found[i]); err != nil {
+			return res, fmt.Errorf("%w: %w; nothing was redriven", ErrRedriveRefused, err)
+		}
+		if why := q.cannotRedrive(found[i]); why != "" {
+			return res, fmt.Errorf("%w: dead letter %s: %s; nothing was redriven", ErrRedriveRefused, label(found[i]), why)
+		}
+	}
+	if dryRun {
+		res.Moved = found
+		return res, nil
+	}
+	return res, q.redriveBatches(ctx, found, &res)
+}
+
+// RedriveAll moves every dead letter there was when it started back to the
+// pending list, oldest first, in batches of one script each. A dead letter
+// whose payload is above MAX_PAYLOAD_BYTES, or an unreadable record, is left
+// in place and reported in Skipped.
+func (q *Queue) RedriveAll(ctx context.Context, dryRun bool) (RedriveResult, error) {
+	var res RedriveResult
+	total, err := q.rdb.LLen(ctx, q.dead).Result()
+	if err != nil {
+		return res, fmt.Errorf("read %s: %w", q.dead, err)
+	}
+	seen, keep := int64(0), int64(0) // keep: entries left at the tail
+	for seen < total {
+		off := keep
+		if dryRun {
+			off = seen
+		}
+		page := min(scanPage, total-seen)
+		_, raws, err := q.listPage(ctx, q.dead, -(off + page), -(off + 1), scanPrefix)
+		if err != nil {
+			return res, err
+		}
+		if len(raws) == 0 {
+			break
+		}
+		var batch []Entry
+		for i := len(raws) - 1; i >= 0; i-- {
+			e := deadEntry(raws[i])
+			e.tailIdx = off + int64(len(raws)-1-i)
+			seen++
+			why := ""
+			if err := q.fillDead(ctx, &e); err != nil {
+				why = err.Error()
+			} else {
+				why = q.cannotRedrive(e)
+			}
+			if why != "" {
+				res.Skipped = append(res.Skipped, Skipped{Entry: e, Reason: why})
+				keep++
+				continue
+			}
+			if dryRun {
+				res.Moved = append(res.Moved, e)
+				continue
+			}
+			batch = append(batch, e)
+		}
+		if err := q.redriveBatches(ctx, batch, &res); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// cannotRedrive says why a dead letter must stay, or "".
+func (q *Queue) cannotRedrive(e Entry) string {
+	if len(e.Payload) > q.cfg.MaxPayloadBytes {
+		return fmt.Sprintf("its payload is %d bytes, above MAX_PAYLOAD_BYTES (%d): a job would dead-letter it again; raise MAX_PAYLOAD_BYTES (and the jobs' memory) to redrive it",
+			len(e.Payload), q.cfg.MaxPayloadBytes)
+	}
+	return ""
+}
+
+// redriveBatches runs redriveScript over es in batches bounded in count
+// and bytes.
+func (q *Queue) redriveBatches(ctx context.Context, es []Entry, res *RedriveResult) error {
+	for len(es) > 0 {
+		n, size := 0, 0
+		for n < len(es) && n < scanPage && (n == 0 || size+len(es[n].record)+len(es[n].Payload) <= redriveBatchBytes) {
+			size += len(es[n].record) + len(es[n].Payload)
+			n++
+		}
+		args := make([]any, 0, 2*n)
+		for _, e := range es[:n] {
+			args = append(args, e.record, e.Payload)
+		}
+		got, err := redriveScript.Run(ctx, q.rdb, []string{q.dead, q.pending, q.counters}, args...).Int64Slice()
+		if err != nil {
+			return fmt.Errorf("redrive %d dead letters: %w", n, err)
+		}
+		for i, e := range es[:n] {
+			if i < len(got) && got[i] == 1 {
+				res.Moved = append(res.Moved, e)
+			} else {
+				res.Gone = append(res.Gone, e)
+			}
+		}
+		es = es[n:]
+	}
+	return nil
+}
+
+// purgeScript deletes a whole list and counts what it held.
+//
+// KEYS[1] the list (pending or dead)
+// KEYS[2] counters hash
+// ARGV[1] counter to increment by the list's length
+// Output: the number of entries deleted.
+var purgeScript = redis.NewScript(`
+local n = redis.call('LLEN', KEYS[1])
+if n > 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('HINCRBY', KEYS[2], ARGV[1], n)
+end
+return n
+`)
+
+// Purge deletes every entry of the pending or the dead list (events in
+// flight are not touched) and returns how many there were.
+func (q *Queue) Purge(ctx context.Context, loc Location) (int64, error) {
+	var key string
+	switch loc {
+	case LocPending:
+		key = q.pending
+	case LocDead:
+		key = q.dead
+	default:
+		return 0, fmt.Errorf("purge: %q is not a list that can be purged: use pending or dead", loc)
+	}
+	n, err := purgeScript.Run(ctx, q.rdb, []string{key, q.counters}, "purged_"+string(loc)).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("purge %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// label names an entry for a message: its id and reference.
+func label(e Entry) string {
+	if e.ID == "" {
+		return e.Ref
+	}
+	return e.ID + " (" + e.Ref + ")"
+}
+
+// partialDeadLetter reads a dead-letter record that may be cut short
+// (prefix of a record of size bytes): the fields before the payload, and as
+// much of the payload as the prefix holds.
+func partialDeadLetter(prefix string, size int) (DeadLetter, []byte) {
+	if len(prefix) >= size {
+		if dl, err := parseDeadLetter(prefix); err == nil {
+			return dl, dl.Payload
+		}
+	}
+	var dl DeadLetter
+	dec := json.NewDecoder(strings.NewReader(prefix))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		dl.Reason = "unreadable dead-letter record"
+		return dl, nil
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			break
+		}
+		key, _ := t.(string)
+		if key == "payload" || key == "payload_base64" {
+			rest := prefix[dec.InputOffset():]
+			rest = strings.TrimLeft(rest, " \t\r\n:")
+			rest = strings.TrimPrefix(rest, `"`)
+			if key == "payload" {
+				return dl, []byte(jsonStringPrefix(rest))
+			}
+			rest = rest[:len(rest)-len(rest)%4]
+			p, _ := base64.StdEncoding.DecodeString(rest)
+			return dl, p
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			break
+		}
+		switch key {
+		case "id":
+			_ = json.Unmarshal(v, &dl.ID)
+		case "reason":
+			_ = json.Unmarshal(v, &dl.Reason)
+		case "attempts":
+			_ = json.Unmarshal(v, &dl.Attempts)
+		case "size":
+			_ = json.Unmarshal(v, &dl.Size)
+		case "dead_at":
+			var s string
+			if json.Unmarshal(v, &s) == nil {
+				dl.DeadAt, _ = time.Parse(time.RFC3339Nano, s)
+			}
+		}
+	}
+	return dl, nil
+}
+
+// jsonStringPrefix decodes the start of a JSON string's body that was cut
+// anywhere (even inside an escape).
+func jsonStringPrefix(s string) string {
+	for i := 0; i < 3; i++ { // a character cut in the middle: drop its bytes
+		if r, n := utf8.DecodeLastRuneInString(s); r == utf8.RuneError && n == 1 {
+			s = s[:len(s)-1]
+		}
+	}
+	for cut := 0; cut <= 6 && cut <= len(s); cut++ {
+		var out string
+		if json.Unmarshal([]byte(`"`+s[:len(s)-cut]+`"`), &out) == nil {
+			return out
+		}
+	}
+	return ""
+}
+
+// topLevel returns the value of key in the JSON object doc starts with.
+// doc may be cut short: a key after the cut is not found.
+func topLevel(doc []byte, key string) (json.RawMessage, bool) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		if k, _ := t.(string); k == key {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// publishedAt is the payload's top-level published_at (RFC 3339), or zero.
+func publishedAt(payload []byte) time.Time {
+	v, ok := topLevel(payload, fieldPublishedAt)
+	if !ok {
+		return time.Time{}
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// PayloadText returns the payload as text when it is valid UTF-8 (a cut
+// payload may end inside a character: that tail is dropped).
+func (e Entry) PayloadText() (string, bool) {
+	p := e.Payload
+	if e.Truncated {
+		for i := 0; i < 3 && len(p) > 0 && !utf8.Valid(p); i++ {
+			p = p[:len(p)-1]
+		}
+	}
+	if !utf8.Valid(p) {
+		return "", false
+	}
+	return string(p), true
+}
+
+func sha1hex(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// str and integer read script replies.
+func str(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	}
+	return ""
+}
+
+func integer(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case string:
+		n, _ := strconv.ParseInt(x, 10, 64)
+		return n
+	}
+	return 0
+}
