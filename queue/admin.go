@@ -70,9 +70,9 @@ const (
 // Snapshot is the queue at one instant, read in one script whose cost does
 // not depend on the number of events.
 type Snapshot struct {
-	Now                          time.Time // Redis server clock
+	Now                           time.Time // Redis server clock
 	Pending, Processing, Claiming int64
-	Dead                         int64
+	Dead                          int64
 	// OldestPending is the published_at of the next event to be claimed
 	// (the oldest pending entry); zero when the queue is empty or that
 	// entry has no published_at in its first 4 KiB (producers that send no

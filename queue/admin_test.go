@@ -72,8 +72,8 @@ func TestSnapshot(t *testing.T) {
 	if d.Event.ID != "a" {
 		t.Fatalf("claimed %s, want a", d.Event.ID)
 	}
-	orphan(t, q, -time.Second)   // b: claimed, never leased, already past its deadline
-	orphan(t, q, 5*time.Second)  // c: claimed, never leased, deadline in 5 s
+	orphan(t, q, -time.Second)  // b: claimed, never leased, already past its deadline
+	orphan(t, q, 5*time.Second) // c: claimed, never leased, deadline in 5 s
 	_ = rdb.HIncrBy(ctx, q.counters, "acked", 7).Err()
 
 	s, err := q.Snapshot(ctx, 10*time.Second)
