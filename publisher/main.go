@@ -9,12 +9,18 @@
 package main
 
 import (
+	"context"
+
 	"github.com/redis-keda/redis-keda/internal/publisher"
 	"github.com/redis-keda/redis-keda/internal/service"
+	"go.uber.org/zap"
 )
 
 var version = "dev" // set with -ldflags "-X main.version=..."
 
 func main() {
-	service.Main("publisher", version, (*publisher.Config).Level, publisher.Run)
+	service.Main("publisher", version, (*publisher.Config).Level, func(ctx context.Context, log *zap.Logger, c publisher.Config) error {
+		c.Version = version
+		return publisher.Run(ctx, log, c)
+	})
 }

@@ -1,38 +1,65 @@
 // Command redis-keda is the jobs and publisher binaries in one executable
-// (a multi-call binary, like busybox), for the container image: the two
-// share the Go runtime, go-redis, zap and crypto/tls, so one binary is about
-// half the size of two. The image links /jobs and /publisher to it; the name
-// it is run as picks the program:
+// (a multi-call binary, like busybox), for the container image, plus the
+// operator's commands: the programs share the Go runtime, go-redis, zap and
+// crypto/tls, so one binary is about half the size of two. The image links
+// /jobs and /publisher to it; the name it is run as picks the program:
 //
 //	/jobs                  = jobs/      (the consumer of a KEDA ScaledJob)
 //	/publisher             = publisher/ (the Deployment)
 //	redis-keda jobs|publisher          (the same, by argument)
+//	redis-keda stats|peek|inspect|redrive|purge ...   (internal/cli)
+//
+// `redis-keda --help` lists everything, with the exit codes.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
+	"github.com/redis-keda/redis-keda/internal/cli"
 	"github.com/redis-keda/redis-keda/internal/jobs"
 	"github.com/redis-keda/redis-keda/internal/publisher"
 	"github.com/redis-keda/redis-keda/internal/service"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 var version = "dev" // set with -ldflags "-X main.version=..."
 
 func main() {
 	name := filepath.Base(os.Args[0])
-	if name != "jobs" && name != "publisher" && len(os.Args) > 1 {
-		name = os.Args[1]
+	args := os.Args[1:]
+	if name != "jobs" && name != "publisher" && len(args) > 0 {
+		name, args = args[0], args[1:]
 	}
-	switch name {
-	case "jobs":
+	switch {
+	case name == "jobs":
 		service.Main("jobs", version, (*jobs.Config).Level, jobs.Run)
-	case "publisher":
-		service.Main("publisher", version, (*publisher.Config).Level, publisher.Run)
+	case name == "publisher":
+		service.Main("publisher", version, (*publisher.Config).Level, func(ctx context.Context, log *zap.Logger, c publisher.Config) error {
+			c.Version = version
+			return publisher.Run(ctx, log, c)
+		})
+	case cli.IsCommand(name):
+		redis.SetLogger(quiet{}) // errors reach the operator once, from the command
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		code := cli.Run(ctx, append([]string{name}, args...), nil, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	case len(os.Args) == 1:
+		fmt.Fprintf(os.Stderr, "redis-keda %s: which command?\n\n%s", version, cli.Usage())
+		os.Exit(cli.ExitUsage)
 	default:
-		fmt.Fprintf(os.Stderr, "redis-keda %s: run as jobs or publisher (a link named so, or the first argument)\n", version)
-		os.Exit(2)
+		fmt.Fprintf(os.Stderr, "redis-keda %s: unknown command %q\n\n%s", version, name, cli.Usage())
+		os.Exit(cli.ExitUsage)
 	}
 }
+
+// quiet drops go-redis's own log lines (connection pool notices).
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}

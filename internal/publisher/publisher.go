@@ -35,6 +35,10 @@ type Config struct {
 	HTTPAddr        string        `env:"HTTP_ADDR" envDefault:":8080"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
 	LogLevel        zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
+
+	// Version is the build's version (main.version), for
+	// redis_keda_build_info; not read from the environment.
+	Version string
 }
 
 // Validate reports the first unusable setting, naming its variable.

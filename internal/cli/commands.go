@@ -1,0 +1,579 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis-keda/redis-keda/queue"
+)
+
+func statsCommand() command {
+	return command{
+		name:    "stats",
+		summary: "lengths, ages, leases about to expire and outcome totals of the queue",
+		usage: `Usage: redis-keda stats [--expiring DURATION] [--json]
+
+Shows the queue in one script call, whose cost does not grow with the queue:
+  pending     events waiting, and the age of the next one to be claimed (from
+              its published_at; "unknown" when the producer sent none: the
+              queue never stamps an event's bytes)
+  processing  deliveries in flight, and how long the oldest has been
+  claiming    claims not leased: jobs waiting for an event, or killed between
+              taking one and leasing it (the reaper returns those)
+  dead        dead letters, and the age of the oldest
+  leases      expired (the reaper takes them back at its next run) and
+              expiring within DURATION (a heartbeat is overdue)
+  totals      what the queue's scripts counted since it was created: acked,
+              retried, dead, released, reaped_*, redriven, purged_*
+
+Flags:
+  --expiring DURATION  window for "expiring" leases (default LEASE_DURATION/2)
+  --json               one JSON object (ages in seconds, null when unknown)
+
+Example:
+  REDIS_ADDR=redis:6379 QUEUE=events redis-keda stats
+`,
+		parse: func(fs *flag.FlagSet, args []string) (action, error) {
+			expiring := fs.Duration("expiring", 0, "")
+			ops, err := parseInterleaved(fs, args)
+			if err != nil {
+				return nil, err
+			}
+			if len(ops) > 0 {
+				return nil, fmt.Errorf("stats takes no arguments, got %q", ops)
+			}
+			if *expiring < 0 {
+				return nil, fmt.Errorf("--expiring %s is negative", *expiring)
+			}
+			return func(ctx context.Context, e *env) int { return stats(ctx, e, *expiring) }, nil
+		},
+	}
+}
+
+// statsJSON is `stats --json`.
+type statsJSON struct {
+	Queue                string           `json:"queue"`
+	Pending              int64            `json:"pending"`
+	Processing           int64            `json:"processing"`
+	Claiming             int64            `json:"claiming"`
+	Dead                 int64            `json:"dead"`
+	OldestPendingSeconds *float64         `json:"oldest_pending_seconds"`
+	OldestPendingUnknown bool             `json:"oldest_pending_unknown"`
+	OldestProcessingSecs *float64         `json:"oldest_processing_seconds"`
+	OldestDeadSeconds    *float64         `json:"oldest_dead_seconds"`
+	LeasesExpired        int64            `json:"leases_expired"`
+	LeasesExpiring       int64            `json:"leases_expiring"`
+	ExpiringWithinSecs   float64          `json:"expiring_within_seconds"`
+	Counters             map[string]int64 `json:"counters"`
+}
+
+func stats(ctx context.Context, e *env, expiring time.Duration) int {
+	s, err := e.q.Snapshot(ctx, expiring)
+	if err != nil {
+		return e.fail(err)
+	}
+	secs := func(t time.Time) *float64 {
+		d, ok := s.Age(t)
+		if !ok {
+			return nil
+		}
+		v := d.Seconds()
+		return &v
+	}
+	if e.json {
+		return e.writeJSON(statsJSON{
+			Queue: e.cfg.Queue.Name, Pending: s.Pending, Processing: s.Processing, Claiming: s.Claiming, Dead: s.Dead,
+			OldestPendingSeconds: secs(s.OldestPending), OldestPendingUnknown: s.OldestPendingUnknown,
+			OldestProcessingSecs: secs(s.OldestProcessing), OldestDeadSeconds: secs(s.OldestDead),
+			LeasesExpired: s.LeasesExpired, LeasesExpiring: s.LeasesExpiring, ExpiringWithinSecs: s.ExpiringWithin.Seconds(),
+			Counters: s.Counters,
+		})
+	}
+	fmt.Fprint(e.stdout, StatsText(e.cfg.Queue.Name, s))
+	return ExitOK
+}
+
+// StatsText renders a snapshot the way `redis-keda stats` prints it.
+func StatsText(name string, s queue.Snapshot) string {
+	var b strings.Builder
+	oldest := func(t time.Time) string {
+		if d, ok := s.Age(t); ok {
+			return "oldest " + age(d)
+		}
+		return ""
+	}
+	line := func(label string, n int64, note string) {
+		fmt.Fprintf(&b, "  %-16s %6d   %s", label, n, note)
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "queue %s\n", name)
+	pendingNote := oldest(s.OldestPending)
+	if s.OldestPendingUnknown {
+		pendingNote = "oldest unknown (the next event has no published_at)"
+	}
+	line("pending", s.Pending, pendingNote)
+	line("processing", s.Processing, oldest(s.OldestProcessing))
+	line("claiming", s.Claiming, "")
+	line("dead", s.Dead, oldest(s.OldestDead))
+	b.WriteString("leases\n")
+	line("expired", s.LeasesExpired, "(the reaper takes them back at its next run)")
+	line("expiring", s.LeasesExpiring, "(within "+age(s.ExpiringWithin)+": a heartbeat is overdue)")
+	b.WriteString("totals\n")
+	for _, n := range queue.CounterNames() {
+		line(n, s.Counters[n], "")
+	}
+	// No trailing spaces on lines without a note.
+	out := strings.ReplaceAll(b.String(), "   \n", "\n")
+	return out
+}
+
+func peekCommand() command {
+	return command{
+		name:    "peek",
+		summary: "show the next pending events, the deliveries in flight or the newest dead letters",
+		usage: `Usage: redis-keda peek pending|processing|dead [-n N] [--json]
+
+Shows up to N entries without changing anything:
+  pending     the next to be claimed first
+  processing  the deliveries in flight (leased), the oldest first
+  dead        the newest dead letters first, with their reasons
+Each entry has its event id (when it has one) and a reference, @ and 12 hex
+digits, that inspect and redrive accept for entries without an id. At most
+64 KiB of each entry is read; the table shows the first 60 characters of the
+payload, --json what was read ("truncated": true when there is more).
+
+Flags:
+  -n N    how many entries, 1 to 1000 (default 10)
+  --json  a JSON array
+
+Example:
+  redis-keda peek dead -n 5
+`,
+		parse: func(fs *flag.FlagSet, args []string) (action, error) {
+			n := fs.Int("n", 10, "")
+			ops, err := parseInterleaved(fs, args)
+			if err != nil {
+				return nil, err
+			}
+			if len(ops) != 1 {
+				return nil, fmt.Errorf("peek takes one of pending, processing or dead, got %q", ops)
+			}
+			loc := queue.Location(ops[0])
+			if loc != queue.LocPending && loc != queue.LocProcessing && loc != queue.LocDead {
+				return nil, fmt.Errorf("peek %q: use pending, processing or dead", ops[0])
+			}
+			if *n < 1 || *n > 1000 {
+				return nil, fmt.Errorf("-n %d: use 1 to 1000", *n)
+			}
+			return func(ctx context.Context, e *env) int { return peek(ctx, e, loc, *n) }, nil
+		},
+	}
+}
+
+func peek(ctx context.Context, e *env, loc queue.Location, n int) int {
+	es, err := e.q.Peek(ctx, loc, n)
+	if err != nil {
+		return e.fail(err)
+	}
+	if e.json {
+		out := make([]entryJSON, len(es))
+		for i, en := range es {
+			out[i] = toJSON(en)
+		}
+		return e.writeJSON(out)
+	}
+	if len(es) == 0 {
+		fmt.Fprintf(e.stdout, "no %s entries in queue %s\n", loc, e.cfg.Queue.Name)
+		return ExitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	switch loc {
+	case queue.LocPending:
+		fmt.Fprintln(tw, "POS\tID\tREF\tATTEMPTS\tSIZE\tPAYLOAD")
+		for _, en := range es {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\n", en.Position, dash(en.ID), en.Ref, en.Attempts, en.Size, cell(en, 60))
+		}
+	case queue.LocProcessing:
+		fmt.Fprintln(tw, "ID\tREF\tATTEMPT\tCLAIMED AT\tLEASE UNTIL\tTOKEN\tSIZE\tPAYLOAD")
+		for _, en := range es {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", dash(en.ID), en.Ref, en.Attempts, stamp(en.ClaimedAt), stamp(en.LeaseDeadline), en.Token, en.Size, cell(en, 60))
+		}
+	case queue.LocDead:
+		fmt.Fprintln(tw, "POS\tID\tREF\tATTEMPTS\tDEAD AT\tREASON\tPAYLOAD")
+		for _, en := range es {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", en.Position, dash(en.ID), en.Ref, en.Attempts, stamp(en.DeadAt), short(en.Reason, 60), cell(en, 60))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return e.fail(fmt.Errorf("write table: %w", err))
+	}
+	return ExitOK
+}
+
+func inspectCommand() command {
+	return command{
+		name:    "inspect",
+		summary: "find one event: where it is, its attempts, its lease and its whole payload",
+		usage: `Usage: redis-keda inspect ID|@REF [--json]
+
+Finds every entry whose event id is ID (the payload's "id", or the id the
+queue assigned to a payload without one), or whose reference starts with
+@REF (as peek shows it), wherever it is: pending, in flight, claimed but not
+leased yet, or dead. Shows where, its attempts (deliveries so far), its claim
+and lease, and its whole payload (base64 when it is not UTF-8 text). It reads
+the lists in pages of 100 (64 KiB of each entry at most): its cost grows with
+the queue. Nothing is changed.
+
+Flags:
+  --json  a JSON array of the entries found
+
+Examples:
+  redis-keda inspect evt-42
+  redis-keda inspect @3f2a9c1b7d0e --json
+`,
+		parse: func(fs *flag.FlagSet, args []string) (action, error) {
+			ops, err := parseInterleaved(fs, args)
+			if err != nil {
+				return nil, err
+			}
+			if len(ops) != 1 {
+				return nil, fmt.Errorf("inspect takes one id or @reference, got %q", ops)
+			}
+			if err := queue.CheckSelector(ops[0]); err != nil {
+				return nil, err
+			}
+			return func(ctx context.Context, e *env) int { return inspect(ctx, e, ops[0]) }, nil
+		},
+	}
+}
+
+func inspect(ctx context.Context, e *env, sel string) int {
+	es, err := e.q.Find(ctx, sel)
+	if err != nil {
+		return e.fail(err)
+	}
+	if len(es) == 0 {
+		return e.fail(fmt.Errorf("%w: no event has id or reference %s in queue %s (pending, in flight or dead); it may have been acked", queue.ErrNotFound, sel, e.cfg.Queue.Name))
+	}
+	if e.json {
+		out := make([]entryJSON, len(es))
+		for i, en := range es {
+			out[i] = toJSON(en)
+			out[i].Truncated = false
+		}
+		return e.writeJSON(out)
+	}
+	for i, en := range es {
+		if i > 0 {
+			fmt.Fprintln(e.stdout)
+		}
+		fmt.Fprint(e.stdout, e.describe(en))
+	}
+	return ExitOK
+}
+
+// describe is inspect's text for one entry.
+func (e *env) describe(en queue.Entry) string {
+	var b strings.Builder
+	row := func(k, v string) { fmt.Fprintf(&b, "  %-13s %s\n", k, v) }
+	fmt.Fprintf(&b, "event %s %s\n", dash(en.ID), en.Ref)
+	if en.IDAssigned {
+		row("id", "assigned by the queue (the payload has none)")
+	}
+	maxAttempts := e.cfg.Queue.MaxAttempts
+	switch en.Location {
+	case queue.LocPending:
+		row("where", fmt.Sprintf("pending, position %d (1 = the next to be claimed)", en.Position))
+		row("attempts", fmt.Sprintf("%d so far; the next claim is delivery %d of MAX_ATTEMPTS %d", en.Attempts, en.Attempts+1, maxAttempts))
+	case queue.LocProcessing:
+		row("where", "in flight, claim token "+en.Token)
+		row("attempts", fmt.Sprintf("this is delivery %d of MAX_ATTEMPTS %d", en.Attempts, maxAttempts))
+		row("claimed at", stamp(en.ClaimedAt))
+		row("lease until", stamp(en.LeaseDeadline)+" (moved forward by every heartbeat)")
+	case queue.LocClaimed:
+		row("where", "claimed by a job, not leased yet, claim token "+en.Token)
+		row("attempts", fmt.Sprintf("this is delivery %d of MAX_ATTEMPTS %d", en.Attempts, maxAttempts))
+		row("reaped after", stamp(en.LeaseDeadline)+" (if the job died before leasing it)")
+	case queue.LocDead:
+		row("where", fmt.Sprintf("dead, position %d (1 = the newest dead letter)", en.Position))
+		row("attempts", fmt.Sprintf("%d deliveries", en.Attempts))
+		row("dead at", stamp(en.DeadAt))
+		row("reason", en.Reason)
+	}
+	if !en.PublishedAt.IsZero() {
+		row("published at", stamp(en.PublishedAt))
+	}
+	row("size", fmt.Sprintf("%d bytes", en.Size))
+	if s, ok := en.PayloadText(); ok {
+		row("payload", s)
+	} else {
+		row("payload", "(not UTF-8; base64) "+base64.StdEncoding.EncodeToString(en.Payload))
+	}
+	return b.String()
+}
+
+func redriveCommand() command {
+	return command{
+		name:    "redrive",
+		summary: "move dead letters back to pending: attempts reset, payload byte for byte",
+		usage: `Usage: redis-keda redrive ID|@REF... [--dry-run] [--json]
+       redis-keda redrive --all [--dry-run] [--json]
+
+Moves dead letters back to the pending list, oldest first, to its back (they
+are claimed after the events already waiting). Each move is one atomic
+script: the dead letter is removed and its payload pushed exactly as the
+producer sent it (the decoded "payload" or "payload_base64"), without an
+envelope, so its attempts start again at 1; the counter "redriven" grows.
+An ID redrives every dead letter of that event id.
+
+By id, nothing changes unless every ID and @REF matches a dead letter (exit
+3) that can be redriven (exit 4: a payload above MAX_PAYLOAD_BYTES, which a
+job would dead-letter again, or an unreadable record).
+With --all, every dead letter there was when it started; one that cannot be
+redriven is left in place and reported (exit 4).
+
+Flags:
+  --all      every dead letter
+  --dry-run  show what would move; change nothing
+  --json     one JSON object: redriven, skipped, gone
+
+Examples:
+  redis-keda redrive evt-42 @3f2a9c1b7d0e
+  redis-keda redrive --all --dry-run
+`,
+		parse: func(fs *flag.FlagSet, args []string) (action, error) {
+			all := fs.Bool("all", false, "")
+			dry := fs.Bool("dry-run", false, "")
+			ops, err := parseInterleaved(fs, args)
+			if err != nil {
+				return nil, err
+			}
+			switch {
+			case *all && len(ops) > 0:
+				return nil, fmt.Errorf("give ids or --all, not both (got --all and %q)", ops)
+			case !*all && len(ops) == 0:
+				return nil, errors.New("which dead letters? give ids or @references (peek dead lists them), or --all")
+			}
+			for _, s := range ops {
+				if err := queue.CheckSelector(s); err != nil {
+					return nil, err
+				}
+			}
+			return func(ctx context.Context, e *env) int { return redrive(ctx, e, ops, *all, *dry) }, nil
+		},
+	}
+}
+
+type redriveJSON struct {
+	DryRun   bool          `json:"dry_run"`
+	Redriven []summaryJSON `json:"redriven"`
+	Skipped  []summaryJSON `json:"skipped"`
+	Gone     []summaryJSON `json:"gone"`
+}
+
+type summaryJSON struct {
+	ID     string `json:"id,omitempty"`
+	Ref    string `json:"ref"`
+	Size   int    `json:"size"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func redrive(ctx context.Context, e *env, sels []string, all, dry bool) int {
+	var res queue.RedriveResult
+	var err error
+	if all {
+		res, err = e.q.RedriveAll(ctx, dry)
+	} else {
+		res, err = e.q.Redrive(ctx, sels, dry)
+	}
+	if err != nil {
+		return e.fail(err)
+	}
+	code := ExitOK
+	if len(res.Skipped) > 0 {
+		code = ExitRefused
+	}
+	if e.json {
+		out := redriveJSON{DryRun: dry, Redriven: []summaryJSON{}, Skipped: []summaryJSON{}, Gone: []summaryJSON{}}
+		for _, en := range res.Moved {
+			out.Redriven = append(out.Redriven, summaryJSON{ID: en.ID, Ref: en.Ref, Size: en.Size})
+		}
+		for _, s := range res.Skipped {
+			out.Skipped = append(out.Skipped, summaryJSON{ID: s.Entry.ID, Ref: s.Entry.Ref, Size: s.Entry.Size, Reason: s.Reason})
+		}
+		for _, en := range res.Gone {
+			out.Gone = append(out.Gone, summaryJSON{ID: en.ID, Ref: en.Ref, Size: en.Size})
+		}
+		if c := e.writeJSON(out); c != ExitOK {
+			return c
+		}
+		return code
+	}
+	verb := "redriven"
+	if dry {
+		verb = "would redrive"
+	}
+	const show = 20
+	for i, en := range res.Moved {
+		if i == show {
+			fmt.Fprintf(e.stdout, "... and %d more\n", len(res.Moved)-show)
+			break
+		}
+		fmt.Fprintf(e.stdout, "%s %s\n", verb, name(en))
+	}
+	for _, s := range res.Skipped {
+		fmt.Fprintf(e.stdout, "left in dead %s: %s\n", name(s.Entry), s.Reason)
+	}
+	for _, en := range res.Gone {
+		fmt.Fprintf(e.stdout, "already gone %s (another redrive or purge took it)\n", name(en))
+	}
+	if dry {
+		fmt.Fprintf(e.stdout, "dry run: %d dead letters would be redriven to %s; nothing changed\n", len(res.Moved), e.cfg.Queue.Name)
+	} else {
+		fmt.Fprintf(e.stdout, "%d dead letters redriven to %s; their attempts start again at 1\n", len(res.Moved), e.cfg.Queue.Name)
+	}
+	return code
+}
+
+func purgeCommand() command {
+	return command{
+		name:    "purge",
+		summary: "delete every dead letter, or every pending event (--yes required)",
+		usage: `Usage: redis-keda purge dead|pending --yes [--json]
+
+Deletes every entry of the dead list, or of the pending list, in one atomic
+script, and adds their number to the counter purged_dead or purged_pending.
+Events in flight are not touched. Without --yes it only says how many
+entries it would delete, and exits 2.
+
+Flags:
+  --yes   really delete
+  --json  one JSON object: list, purged
+
+Example:
+  redis-keda purge dead --yes
+`,
+		parse: func(fs *flag.FlagSet, args []string) (action, error) {
+			yes := fs.Bool("yes", false, "")
+			ops, err := parseInterleaved(fs, args)
+			if err != nil {
+				return nil, err
+			}
+			if len(ops) != 1 || (ops[0] != "dead" && ops[0] != "pending") {
+				return nil, fmt.Errorf("purge takes dead or pending, got %q", ops)
+			}
+			loc := queue.Location(ops[0])
+			return func(ctx context.Context, e *env) int { return purge(ctx, e, loc, *yes) }, nil
+		},
+	}
+}
+
+func purge(ctx context.Context, e *env, loc queue.Location, yes bool) int {
+	what := map[queue.Location]string{queue.LocDead: "dead letters", queue.LocPending: "pending events"}[loc]
+	if !yes {
+		s, err := e.q.Snapshot(ctx, 0)
+		if err != nil {
+			return e.fail(err)
+		}
+		n := s.Pending
+		if loc == queue.LocDead {
+			n = s.Dead
+		}
+		fmt.Fprintf(e.stderr, "redis-keda purge: refusing to delete the %d %s of queue %s for good without --yes; nothing was deleted\n", n, what, e.cfg.Queue.Name)
+		return ExitUsage
+	}
+	n, err := e.q.Purge(ctx, loc)
+	if err != nil {
+		return e.fail(err)
+	}
+	if e.json {
+		return e.writeJSON(map[string]any{"list": string(loc), "purged": n})
+	}
+	fmt.Fprintf(e.stdout, "purged %d %s of queue %s\n", n, what, e.cfg.Queue.Name)
+	return ExitOK
+}
+
+// entryJSON is an entry in --json output.
+type entryJSON struct {
+	Where         string  `json:"where"`
+	Position      int64   `json:"position,omitempty"`
+	ID            string  `json:"id,omitempty"`
+	IDAssigned    bool    `json:"id_assigned,omitempty"`
+	Ref           string  `json:"ref"`
+	Attempts      int     `json:"attempts"`
+	Size          int     `json:"size"`
+	Payload       *string `json:"payload,omitempty"`
+	PayloadBase64 *string `json:"payload_base64,omitempty"`
+	Truncated     bool    `json:"truncated,omitempty"`
+	PublishedAt   string  `json:"published_at,omitempty"`
+	Token         string  `json:"token,omitempty"`
+	ClaimedAt     string  `json:"claimed_at,omitempty"`
+	LeaseUntil    string  `json:"lease_until,omitempty"`
+	Reason        string  `json:"reason,omitempty"`
+	DeadAt        string  `json:"dead_at,omitempty"`
+}
+
+func toJSON(en queue.Entry) entryJSON {
+	opt := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	j := entryJSON{
+		Where: string(en.Location), Position: en.Position, ID: en.ID, IDAssigned: en.IDAssigned, Ref: en.Ref,
+		Attempts: en.Attempts, Size: en.Size, Truncated: en.Truncated, PublishedAt: opt(en.PublishedAt),
+		Token: en.Token, ClaimedAt: opt(en.ClaimedAt), LeaseUntil: opt(en.LeaseDeadline), Reason: en.Reason, DeadAt: opt(en.DeadAt),
+	}
+	if s, ok := en.PayloadText(); ok {
+		j.Payload = &s
+	} else {
+		b := base64.StdEncoding.EncodeToString(en.Payload)
+		j.PayloadBase64 = &b
+	}
+	return j
+}
+
+// cell is a payload for a table: escaped, cut to n characters.
+func cell(en queue.Entry, n int) string {
+	s, ok := en.PayloadText()
+	if !ok {
+		return short("base64:"+base64.StdEncoding.EncodeToString(en.Payload), n)
+	}
+	s = strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s)
+	if en.Truncated && utf8.RuneCountInString(s) <= n {
+		s += "…"
+	}
+	return short(s, n)
+}
+
+// short cuts s to n characters, marking the cut.
+func short(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// name is an entry in a message: id and reference.
+func name(en queue.Entry) string {
+	if en.ID == "" {
+		return en.Ref
+	}
+	return en.ID + " " + en.Ref
+}
