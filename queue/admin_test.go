@@ -41,7 +41,7 @@ func TestSnapshot(t *testing.T) {
 	q, rdb := newTestQueue(t, func(c *Config) { c.LeaseDuration = 30 * time.Second })
 	ctx := context.Background()
 
-	empty, err := q.Snapshot(ctx, 0)
+	empty, err := q.Snapshot(ctx, SnapshotOptions{OldestDead: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestSnapshot(t *testing.T) {
 	orphan(t, q, 5*time.Second) // c: claimed, never leased, deadline in 5 s
 	_ = rdb.HIncrBy(ctx, q.counters, "acked", 7).Err()
 
-	s, err := q.Snapshot(ctx, 10*time.Second)
+	s, err := q.Snapshot(ctx, SnapshotOptions{ExpiringWithin: 10 * time.Second, OldestDead: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestSnapshot(t *testing.T) {
 	if err := rdb.RPop(ctx, q.pending).Err(); err != nil { // drop d: a is next
 		t.Fatal(err)
 	}
-	s, err = q.Snapshot(ctx, 0)
+	s, err = q.Snapshot(ctx, SnapshotOptions{OldestDead: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestSnapshotReadsABoundedPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	out0 := netOutput(t, rdb)
-	s, err := q.Snapshot(ctx, 0)
+	s, err := q.Snapshot(ctx, SnapshotOptions{OldestDead: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,7 +481,7 @@ func TestDocumentedACLUserCanOperate(t *testing.T) {
 			t.Fatalf("%s as the documented app user: %v", what, err)
 		}
 	}
-	_, err := q.Snapshot(ctx, 0)
+	_, err := q.Snapshot(ctx, SnapshotOptions{OldestDead: true})
 	must("snapshot", err)
 	for _, loc := range []Location{LocPending, LocProcessing, LocDead} {
 		_, err := q.Peek(ctx, loc, 10)

@@ -75,7 +75,7 @@ type statsJSON struct {
 }
 
 func stats(ctx context.Context, e *env, expiring time.Duration) int {
-	s, err := e.q.Snapshot(ctx, expiring)
+	s, err := e.q.Snapshot(ctx, queue.SnapshotOptions{ExpiringWithin: expiring, OldestDead: true})
 	if err != nil {
 		return e.fail(err)
 	}
@@ -478,7 +478,7 @@ Example:
 func purge(ctx context.Context, e *env, loc queue.Location, yes bool) int {
 	what := map[queue.Location]string{queue.LocDead: "dead letters", queue.LocPending: "pending events"}[loc]
 	if !yes {
-		s, err := e.q.Snapshot(ctx, 0)
+		s, err := e.q.Snapshot(ctx, queue.SnapshotOptions{})
 		if err != nil {
 			return e.fail(err)
 		}

@@ -81,7 +81,8 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", c.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: routes(q), ReadHeaderTimeout: 5 * time.Second}
+	m := newMetrics(q, c, log)
+	srv := &http.Server{Handler: routes(q, m.handler()), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("starting", zap.Stringer("redis", c.Redis), zap.String("queue", c.Queue.Name),
 		zap.String("http", ln.Addr().String()), zap.Duration("publish_interval", c.PublishInterval),
 		zap.Int("batch_size", c.BatchSize), zap.Int("publish_limit", c.PublishLimit))
@@ -97,11 +98,11 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 		}
 	})
 	if c.BatchSize > 0 {
-		wg.Go(func() { publishLoop(ctx, log, q, c) })
+		wg.Go(func() { publishLoop(ctx, log, q, c, m) })
 	} else {
 		log.Info("BATCH_SIZE=0: not publishing; running the reaper and probes only")
 	}
-	wg.Go(func() { reapLoop(ctx, log, q, c.ReapInterval) })
+	wg.Go(func() { reapLoop(ctx, log, q, c.ReapInterval, m) })
 
 	var runErr error
 	select {
@@ -121,8 +122,9 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 	return runErr
 }
 
-func routes(q *queue.Queue) http.Handler {
+func routes(q *queue.Queue, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -141,7 +143,7 @@ func routes(q *queue.Queue) http.Handler {
 // publishLoop publishes one batch now and one every interval until ctx ends
 // or the limit is reached. A batch that fails to publish is kept and retried
 // at the next tick, so the generated load is not silently short.
-func publishLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config) {
+func publishLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config, m *metrics) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
 	t := time.NewTicker(c.PublishInterval)
 	defer t.Stop()
@@ -169,6 +171,7 @@ func publishLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config)
 				zap.String("first_id", batch[0].ID), zap.String("last_id", batch[len(batch)-1].ID), zap.Error(err))
 		} else {
 			published += len(out)
+			m.published.Add(float64(len(out)))
 			waits := make([]float64, len(out))
 			for i, ev := range out {
 				waits[i] = ev.Wait.Seconds()
@@ -206,7 +209,7 @@ func newBatch(rng *rand.Rand, c Config, published int) []queue.Event {
 }
 
 // reapLoop recovers events of dead jobs every interval until ctx ends.
-func reapLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.Duration) {
+func reapLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.Duration, m *metrics) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -217,6 +220,9 @@ func reapLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.D
 		}
 		start := time.Now()
 		res, err := q.Reap(ctx)
+		if err == nil {
+			m.reaperLastRun.SetToCurrentTime()
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("reap failed; will retry", zap.Error(err))

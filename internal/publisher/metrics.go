@@ -1,0 +1,136 @@
+package publisher
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis-keda/redis-keda/queue"
+	"go.uber.org/zap"
+)
+
+// metrics is what the publisher exports on /metrics. The queue's numbers are
+// read from Redis at scrape time (queueCollector): they are the queue's, not
+// this process's, so every replica reports the same values and they survive
+// restarts. The process's own: events it published, when its reaper last
+// finished a run.
+type metrics struct {
+	registry      *prometheus.Registry
+	published     prometheus.Counter
+	reaperLastRun prometheus.Gauge
+}
+
+// scrapeTimeout bounds the Redis read of one scrape (Prometheus's default
+// scrape timeout is 10s).
+const scrapeTimeout = 3 * time.Second
+
+func newMetrics(q *queue.Queue, c Config, log *zap.Logger) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "redis_keda_published_total",
+			Help: "Events this publisher pushed onto the pending list.",
+		}),
+		reaperLastRun: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "redis_keda_reaper_last_run_timestamp_seconds",
+			Help: "When this publisher's reaper last finished a run without error (Unix seconds); the process start until the first run.",
+		}),
+	}
+	m.reaperLastRun.SetToCurrentTime()
+	interval := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "redis_keda_reaper_interval_seconds",
+		Help: "REAP_INTERVAL: the reaper runs this often.",
+	})
+	interval.Set(c.ReapInterval.Seconds())
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "redis_keda_build_info",
+		Help: "Always 1; the labels say which build runs.",
+	}, []string{"version", "goversion"})
+	version := c.Version
+	if version == "" {
+		version = "dev"
+	}
+	build.WithLabelValues(version, runtime.Version()).Set(1)
+	m.registry.MustRegister(m.published, m.reaperLastRun, interval, build,
+		newQueueCollector(q, c.Queue.LeaseDuration, log),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// queueCollector reads the queue with one Snapshot script per scrape: its
+// cost does not depend on how many events are queued (a few list and set
+// lengths, a ZCOUNT, and the first 4 KiB of the oldest pending entry and
+// oldest dead letter, cut by Redis).
+type queueCollector struct {
+	q               *queue.Queue
+	leaseDuration   time.Duration
+	log             *zap.Logger
+	up, items, age  *prometheus.Desc
+	events, reaped  *prometheus.Desc
+	expired, expiry *prometheus.Desc
+}
+
+func newQueueCollector(q *queue.Queue, lease time.Duration, log *zap.Logger) *queueCollector {
+	return &queueCollector{
+		q: q, leaseDuration: lease, log: log,
+		up: prometheus.NewDesc("redis_keda_redis_up",
+			"1 when this scrape read the queue from Redis, 0 when Redis did not answer (the queue's other metrics are then missing).", nil, nil),
+		items: prometheus.NewDesc("redis_keda_queue_items",
+			"Entries of the queue: pending (waiting), processing (leased by a job), dead (dead letters).", []string{"state"}, nil),
+		age: prometheus.NewDesc("redis_keda_queue_oldest_age_seconds",
+			"Age of the oldest entry: pending, since the published_at of the next event to be claimed (no sample when it has none); processing, since the oldest delivery in flight was leased.",
+			[]string{"state"}, nil),
+		events: prometheus.NewDesc("redis_keda_events_total",
+			"Outcomes counted by the queue's scripts in Redis, for every job and operator: acked, retried, dead, released, redriven, purged_dead, purged_pending.",
+			[]string{"outcome"}, nil),
+		reaped: prometheus.NewDesc("redis_keda_reaped_total",
+			"Events the reapers recovered, counted in Redis: requeued (lease expired), rescued (claimed, never leased), dead (on the last attempt).",
+			[]string{"result"}, nil),
+		expired: prometheus.NewDesc("redis_keda_leases_expired",
+			"Claims past their deadline, waiting for the reaper.", nil, nil),
+		expiry: prometheus.NewDesc("redis_keda_leases_expiring",
+			"Claims whose deadline is within LEASE_DURATION/2: a heartbeat is overdue, or a job died right after claiming.", nil, nil),
+	}
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.items, c.age, c.events, c.reaped, c.expired, c.expiry} {
+		ch <- d
+	}
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	s, err := c.q.Snapshot(ctx, queue.SnapshotOptions{ExpiringWithin: c.leaseDuration / 2})
+	if err != nil {
+		c.log.Debug("metrics: reading the queue failed", zap.Error(err))
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+	for state, n := range map[string]int64{"pending": s.Pending, "processing": s.Processing, "dead": s.Dead} {
+		ch <- prometheus.MustNewConstMetric(c.items, prometheus.GaugeValue, float64(n), state)
+	}
+	for state, t := range map[string]time.Time{"pending": s.OldestPending, "processing": s.OldestProcessing} {
+		if a, ok := s.Age(t); ok {
+			ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, a.Seconds(), state)
+		}
+	}
+	for _, o := range []string{"acked", "retried", "dead", "released", "redriven", "purged_dead", "purged_pending"} {
+		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(s.Counters[o]), o)
+	}
+	for _, r := range []string{"requeued", "rescued", "dead"} {
+		ch <- prometheus.MustNewConstMetric(c.reaped, prometheus.CounterValue, float64(s.Counters["reaped_"+r]), r)
+	}
+	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.GaugeValue, float64(s.LeasesExpired))
+	ch <- prometheus.MustNewConstMetric(c.expiry, prometheus.GaugeValue, float64(s.LeasesExpiring))
+}
