@@ -39,7 +39,7 @@ const (
 	triggerAuthRef = "redis-keda-redis"
 )
 
-var components = []string{"in-cluster-redis", "external-redis", "redis-tls-ca", "network-policy", "publisher-pdb"}
+var components = []string{"in-cluster-redis", "external-redis", "redis-tls-ca", "network-policy", "publisher-pdb", "monitoring"}
 
 // baseConfig is the base's ConfigMap, value for value.
 var baseConfig = map[string]string{
@@ -327,10 +327,13 @@ func TestComponentCombinations(t *testing.T) {
 					t.Errorf("PDB selector does not select the publisher pods")
 				}
 			}
+			if slices.Contains(set, "monitoring") {
+				checkMonitoring(t, r)
+			}
 		})
 	}
-	if n != 24 {
-		t.Errorf("rendered %d combinations, want 24", n)
+	if n != 48 {
+		t.Errorf("rendered %d combinations, want 48", n)
 	}
 }
 

@@ -51,7 +51,7 @@ func main() {
 		stop()
 		os.Exit(code)
 	case len(os.Args) == 1:
-		fmt.Fprintf(os.Stderr, "redis-keda %s: which command?\n\n%s", version, cli.Usage())
+		fmt.Fprintf(os.Stderr, "redis-keda %s: which command? run as jobs or publisher (a link named so, or the first argument), or give an operator command\n\n%s", version, cli.Usage())
 		os.Exit(cli.ExitUsage)
 	default:
 		fmt.Fprintf(os.Stderr, "redis-keda %s: unknown command %q\n\n%s", version, name, cli.Usage())

@@ -25,7 +25,7 @@ func TestBinaryRunsOperatorCommands(t *testing.T) {
 		stdout string // prefix
 		stderr string // prefix
 	}{
-		{nil, 2, "", "redis-keda dev: which command?"},
+		{nil, 2, "", "redis-keda dev: which command? run as jobs or publisher"},
 		{[]string{"frobnicate"}, 2, "", "redis-keda dev: unknown command \"frobnicate\""},
 		{[]string{"--help"}, 0, "redis-keda: the redis-keda programs", ""},
 		{[]string{"stats"}, 0, "queue events\n  pending               0\n", ""},
