@@ -219,12 +219,15 @@ func (b *bed) burst(ctx context.Context, t *testing.T, prefix string, n, wait in
 	t.Helper()
 	mustBeEmpty(ctx, t, b)
 	payloads, ids := events(prefix, n, wait)
+	mark, chart := b.chart(ctx, t, "scaling-"+prefix, fmt.Sprintf("scaling report (%s): burst of %d events, wait %ds", b.ns, n, wait))
 	t0 := time.Now()
 	if err := b.q.PublishRaw(ctx, payloads...); err != nil {
 		t.Fatal(err)
 	}
+	mark(fmt.Sprintf("%d events pushed", n))
 	acked := b.waitDrained(ctx, t, ids, t0, 3*time.Minute)
 	drain := time.Since(t0)
+	mark("drained")
 	b.settle(ctx, t, t0)
 
 	jobs := b.rec.jobsSince(t0)
@@ -243,7 +246,7 @@ func (b *bed) burst(ctx context.Context, t *testing.T, prefix string, n, wait in
 	for _, c := range acked {
 		r.duplicates += c - 1
 	}
-	t.Logf("scaling report (%s: burst of %d events, wait %ds):%s", b.ns, n, wait, r)
+	t.Logf("scaling report (%s: burst of %d events, wait %ds):%s\n  chart                            %s", b.ns, n, wait, r, chart())
 
 	if r.failedJobs != 0 {
 		t.Errorf("%d Jobs failed", r.failedJobs)

@@ -7,10 +7,13 @@
 // processes of the freshly built jobs/publisher binaries), a redis-server on
 // the host loopback, and applies the e2e overlay with the publisher turned
 // on. Then it shows, once a second, the queue and every Job KEDA creates —
-// one per event — until Ctrl-C, and tears everything down.
+// one per event — until Ctrl-C (or, with -exit-when-done, until every event
+// is processed). It ends by printing `redis-keda stats` and the path of the
+// run's chart (reports/demo-<time>.svg: queue and Jobs over time, batches
+// marked), and tears everything down.
 //
 // Usage (from the repository root): go tool task demo
-// or: cd e2e && go run ./cmd/demo [-events 40] [-batch 5] [-interval 5s]
+// or: cd e2e && go run ./cmd/demo [-events 40] [-batch 5] [-interval 5s] [-exit-when-done]
 package main
 
 import (
@@ -24,6 +27,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -36,6 +40,8 @@ import (
 
 	"github.com/redis-keda/redis-keda/e2e/cluster"
 	"github.com/redis-keda/redis-keda/e2e/node"
+	"github.com/redis-keda/redis-keda/e2e/timeline"
+	"github.com/redis-keda/redis-keda/internal/cli"
 	"github.com/redis-keda/redis-keda/queue"
 	"github.com/redis/go-redis/v9"
 )
@@ -60,6 +66,7 @@ func run() error {
 	waitMax := flag.Int("wait-max", 8, "longest wait of an event, seconds (WAIT_MAX)")
 	binDir := flag.String("bin-dir", "", "prebuilt control-plane binaries (default: build them with e2e/build.sh)")
 	verbose := flag.Bool("v", false, "show the test bed's own progress lines")
+	exitWhenDone := flag.Bool("exit-when-done", false, "stop once every event is processed, instead of waiting for Ctrl-C")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -148,28 +155,54 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	return watch(ctx, kube, q, *events)
+	tl := watch(ctx, kube, q, *events, *exitWhenDone)
+	return finish(root, rdsAddr, tl)
+}
+
+// finish prints the queue's final state as `redis-keda stats` shows it, then
+// writes the run's chart and prints its path.
+func finish(root, redisAddr string, tl timeline.Timeline) error {
+	fmt.Println()
+	env := map[string]string{"REDIS_ADDR": redisAddr, "REDIS_PASSWORD": redisPassword, "QUEUE": "events", "LEASE_DURATION": "10s", "MAX_ATTEMPTS": "5"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fmt.Println("$ redis-keda stats")
+	if code := cli.Run(ctx, []string{"stats"}, env, os.Stdout, os.Stderr); code != cli.ExitOK {
+		fmt.Fprintf(os.Stderr, "demo: redis-keda stats exited %d\n", code)
+	}
+	rel := filepath.Join("reports", "demo-"+tl.Start.UTC().Format("20060102-150405")+".svg")
+	if err := tl.Write(filepath.Join(root, rel)); err != nil {
+		return err
+	}
+	fmt.Printf("\nchart of this run: %s\n", rel)
+	return nil
 }
 
 // watch prints one line a second: queue lengths, Jobs by state, and the Jobs
-// that appeared or finished since the last line.
-func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, limit int) error {
+// that appeared or finished since the last line. It returns the run as a
+// timeline when ctx ends, or a few seconds after the last event was
+// processed when exitWhenDone.
+func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, limit int, exitWhenDone bool) timeline.Timeline {
 	fmt.Printf("\n%-6s %7s %10s %4s | %6s %6s %6s %6s | %s\n", "time", "pending", "processing", "dead", "jobs", "active", "done", "failed", "changes")
 	start := time.Now()
+	tl := timeline.Timeline{Title: fmt.Sprintf("task demo: %d events on the local control plane with KEDA", limit), Start: start}
+	mark := func(label string) { tl.Marks = append(tl.Marks, timeline.Mark{At: time.Since(start), Label: label}) }
+	var events int64 // events seen in the queue so far (pending, claimed, in flight, dead or acked)
 	seen := map[string]string{}
 	drained := false
+	var drainedAt time.Time
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return tl
 		case <-t.C:
 		}
 		s, serr := q.Stats(ctx)
 		jobs, jerr := kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
 		if ctx.Err() != nil {
-			return nil
+			return tl
 		}
 		if err := errors.Join(serr, jerr); err != nil {
 			fmt.Printf("%-6s %v\n", since(start), err)
@@ -209,9 +242,26 @@ func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, limit
 		}
 		fmt.Printf("%-6s %7d %10d %4d | %6d %6d %6d %6d | %s\n", since(start), s.Pending, s.Processing, s.Dead,
 			len(seen), active, done, failed, line)
+		if n := s.Pending + s.Processing + s.Claiming + s.Dead + s.Counters["acked"]; n > events {
+			mark(fmt.Sprintf("+%d events", n-events))
+			events = n
+		}
+		if len(seen) > 0 && !slices.ContainsFunc(tl.Marks, func(m timeline.Mark) bool { return m.Label == "first Job" }) {
+			mark("first Job")
+		}
+		tl.Samples = append(tl.Samples, timeline.Sample{At: time.Since(start), Pending: s.Pending, Processing: s.Processing, Dead: s.Dead,
+			ActiveJobs: active, CompletedJobs: done, FailedJobs: failed})
 		if limit > 0 && !drained && s.Pending == 0 && s.Processing == 0 && active == 0 && len(seen) >= limit {
-			drained = true
-			fmt.Printf("all %d events processed by %d Jobs; Ctrl-C to stop and tear down\n", limit, len(seen))
+			drained, drainedAt = true, time.Now()
+			mark(fmt.Sprintf("all %d processed", limit))
+			if exitWhenDone {
+				fmt.Printf("all %d events processed by %d Jobs\n", limit, len(seen))
+			} else {
+				fmt.Printf("all %d events processed by %d Jobs; Ctrl-C to stop and tear down\n", limit, len(seen))
+			}
+		}
+		if exitWhenDone && drained && time.Since(drainedAt) >= 3*time.Second {
+			return tl
 		}
 	}
 }
