@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,8 +15,8 @@ import (
 
 // chart records the queue and the Jobs KEDA creates from now on, once every
 // 250 ms, for the picture of a run. mark labels an instant; finish stops the
-// recording, marks the first Job, writes reports/<name>-<time>.svg at the
-// repository root and returns that path (relative to the root) for the
+// recording, marks the first Job, writes reports/<name>-<time>.svg (and a
+// .png of it) at the repository root and returns that path (relative to the root) for the
 // report's last line.
 func (b *bed) chart(ctx context.Context, t *testing.T, name, title string) (mark func(string), finish func() string) {
 	t.Helper()
@@ -44,11 +45,13 @@ func (b *bed) chart(ctx context.Context, t *testing.T, name, title string) (mark
 			tl.Marks = append(tl.Marks, timeline.Mark{At: jobs[0].created.Sub(since), Label: "first Job"})
 		}
 		rel := filepath.Join("reports", fmt.Sprintf("%s-%s.svg", name, since.UTC().Format("20060102-150405")))
-		if err := tl.Write(filepath.Join("..", rel)); err != nil {
-			t.Errorf("chart: %v", err)
-			return "(none: " + err.Error() + ")"
+		for _, p := range []string{rel, strings.TrimSuffix(rel, ".svg") + ".png"} {
+			if err := tl.Write(filepath.Join("..", p)); err != nil {
+				t.Errorf("chart: %v", err)
+				return "(none: " + err.Error() + ")"
+			}
 		}
-		return rel
+		return rel + " (and .png)"
 	}
 	return rec.Mark, finish
 }

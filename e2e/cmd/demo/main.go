@@ -170,11 +170,13 @@ func finish(root, redisAddr string, tl timeline.Timeline) error {
 	if code := cli.Run(ctx, []string{"stats"}, env, os.Stdout, os.Stderr); code != cli.ExitOK {
 		fmt.Fprintf(os.Stderr, "demo: redis-keda stats exited %d\n", code)
 	}
-	rel := filepath.Join("reports", "demo-"+tl.Start.UTC().Format("20060102-150405")+".svg")
-	if err := tl.Write(filepath.Join(root, rel)); err != nil {
-		return err
+	rel := filepath.Join("reports", "demo-"+tl.Start.UTC().Format("20060102-150405"))
+	for _, ext := range []string{".svg", ".png"} {
+		if err := tl.Write(filepath.Join(root, rel+ext)); err != nil {
+			return err
+		}
 	}
-	fmt.Printf("\nchart of this run: %s\n", rel)
+	fmt.Printf("\nchart of this run: %s.svg (and .png)\n", rel)
 	return nil
 }
 
