@@ -182,7 +182,8 @@ func (tl Timeline) panel(ylabel string, ss []series) (*plot.Plot, error) {
 	p := plot.New()
 	p.Y.Label.Text = ylabel
 	p.Legend.Top, p.Legend.Left = true, false
-	p.Legend.TextStyle.Font.Size = vg.Points(10)
+	p.Legend.TextStyle.Font.Size = vg.Points(9)
+	p.Legend.YOffs = -vg.Points(42) // below the marks' labels
 	p.Add(plotter.NewGrid())
 	top := 1.0
 	for _, s := range ss {
@@ -200,7 +201,7 @@ func (tl Timeline) panel(ylabel string, ss []series) (*plot.Plot, error) {
 		p.Add(l)
 		p.Legend.Add(s.name, l)
 	}
-	p.Y.Min, p.Y.Max = 0, top*1.25 // room for the mark labels
+	p.Y.Min, p.Y.Max = 0, top*1.6 // room for the marks' labels and the legend
 	for i, m := range tl.Marks {
 		x := m.At.Seconds()
 		l, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: p.Y.Max}})
@@ -210,7 +211,7 @@ func (tl Timeline) panel(ylabel string, ss []series) (*plot.Plot, error) {
 		l.Color, l.Dashes, l.Width = color.Gray{Y: 90}, []vg.Length{vg.Points(3), vg.Points(3)}, vg.Points(0.8)
 		p.Add(l)
 		// Labels alternate in height so that close marks stay readable.
-		y := p.Y.Max * (0.97 - 0.07*float64(i%3))
+		y := p.Y.Max * (0.97 - 0.06*float64(i%3))
 		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: []plotter.XY{{X: x, Y: y}}, Labels: []string{" " + m.Label}})
 		if err != nil {
 			return nil, fmt.Errorf("chart mark %q: %w", m.Label, err)
