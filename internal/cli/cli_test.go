@@ -310,6 +310,25 @@ func TestInspect(t *testing.T) {
 		t.Errorf("inspect dead --json = %v", got[0])
 	}
 
+	var dl struct {
+		DeadAt string `json:"dead_at"`
+		Reason string `json:"reason"`
+	}
+	_ = json.Unmarshal([]byte(rec), &dl)
+	at, _ := time.Parse(time.RFC3339Nano, dl.DeadAt)
+	code, out, _ = f.run(t, "inspect", "gone-bad")
+	want = fmt.Sprintf(`event gone-bad %s
+  where         dead, position 1 (1 = the newest dead letter)
+  attempts      1 delivery
+  dead at       %s
+  reason        %s
+  size          27 bytes
+  payload       {"id":"gone-bad","wait":-1}
+`, ref(rec), stamp(at), dl.Reason)
+	if code != 0 || out != want {
+		t.Errorf("inspect gone-bad: exit %d\n%s\nwant\n%s", code, out, want)
+	}
+
 	code, out, errOut := f.run(t, "inspect", "nope")
 	if code != ExitNotFound || out != "" || errOut != "redis-keda inspect: not found: no event has id or reference nope in queue events (pending, in flight or dead); it may have been acked\n" {
 		t.Errorf("inspect nope: exit %d %q %q", code, out, errOut)

@@ -303,7 +303,7 @@ func (e *env) describe(en queue.Entry) string {
 		row("reaped after", stamp(en.LeaseDeadline)+" (if the job died before leasing it)")
 	case queue.LocDead:
 		row("where", fmt.Sprintf("dead, position %d (1 = the newest dead letter)", en.Position))
-		row("attempts", fmt.Sprintf("%d deliveries", en.Attempts))
+		row("attempts", plural(en.Attempts, "delivery", "deliveries"))
 		row("dead at", stamp(en.DeadAt))
 		row("reason", en.Reason)
 	}
@@ -576,4 +576,11 @@ func name(en queue.Entry) string {
 		return en.Ref
 	}
 	return en.ID + " " + en.Ref
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
