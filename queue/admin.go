@@ -508,13 +508,16 @@ func (q *Queue) Find(ctx context.Context, sel string) ([]Entry, error) {
 			break
 		}
 	}
-	// Claims: every registered token.
-	for start := int64(0); ; start += scanPage {
-		tokens, err := q.rdb.ZRange(ctx, q.leases, start, start+scanPage-1).Result()
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", q.leases, err)
-		}
-		es, err := q.claims(ctx, tokens, scanPrefix)
+	// Claims: every registered token, read at once (heartbeats reorder the
+	// leases set, so pages of it could skip a token); one per job.
+	tokens, err := q.rdb.ZRange(ctx, q.leases, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", q.leases, err)
+	}
+	for len(tokens) > 0 {
+		page := tokens[:min(scanPage, len(tokens))]
+		tokens = tokens[len(page):]
+		es, err := q.claims(ctx, page, scanPrefix)
 		if err != nil {
 			return nil, err
 		}
@@ -525,9 +528,6 @@ func (q *Queue) Find(ctx context.Context, sel string) ([]Entry, error) {
 				}
 				out = append(out, e)
 			}
-		}
-		if len(tokens) < scanPage {
-			break
 		}
 	}
 	dead, err := q.findDead(ctx, []string{sel})
