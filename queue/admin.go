@@ -168,9 +168,9 @@ func (q *Queue) Snapshot(ctx context.Context, opt SnapshotOptions) (Snapshot, er
 	if len(res) != 11 {
 		return s, fmt.Errorf("read queue %s: snapshot script returned %d values, want 11", q.pending, len(res))
 	}
-	s.Now = time.UnixMilli(integer(res[0]))
-	s.Pending, s.Dead = integer(res[1]), integer(res[4])
-	leases, claimed := integer(res[2]), integer(res[3])
+	s.Now = time.UnixMilli(replyInt(res[0]))
+	s.Pending, s.Dead = replyInt(res[1]), replyInt(res[4])
+	leases, claimed := replyInt(res[2]), replyInt(res[3])
 	s.Processing, s.Claiming = claimed, max(leases-claimed, 0)
 	if score, ok := res[5].(string); ok {
 		if ms, err := strconv.ParseFloat(score, 64); err == nil {
@@ -186,15 +186,15 @@ func (q *Queue) Snapshot(ctx context.Context, opt SnapshotOptions) (Snapshot, er
 		dl, _ := partialDeadLetter(d, len(d))
 		s.OldestDead = dl.DeadAt
 	}
-	s.LeasesExpired, s.LeasesExpiring = integer(res[8]), integer(res[9])
+	s.LeasesExpired, s.LeasesExpiring = replyInt(res[8]), replyInt(res[9])
 	s.Counters = make(map[string]int64, len(CounterNames()))
 	for _, name := range CounterNames() {
 		s.Counters[name] = 0
 	}
 	if kv, ok := res[10].([]any); ok {
 		for i := 0; i+1 < len(kv); i += 2 {
-			n, _ := strconv.ParseInt(str(kv[i+1]), 10, 64)
-			s.Counters[str(kv[i])] = n
+			n, _ := strconv.ParseInt(replyString(kv[i+1]), 10, 64)
+			s.Counters[replyString(kv[i])] = n
 		}
 	}
 	return s, nil
@@ -309,9 +309,9 @@ func (q *Queue) listPage(ctx context.Context, key string, start, stop int64, pre
 	}
 	out := make([]rawEntry, 0, (len(res)-1)/3)
 	for i := 1; i+2 < len(res); i += 3 {
-		out = append(out, rawEntry{size: int(integer(res[i])), sha1: str(res[i+1]), prefix: str(res[i+2])})
+		out = append(out, rawEntry{size: int(replyInt(res[i])), sha1: replyString(res[i+1]), prefix: replyString(res[i+2])})
 	}
-	return integer(res[0]), out, nil
+	return replyInt(res[0]), out, nil
 }
 
 // claimsScript reads the claim lists of some tokens.
@@ -363,7 +363,7 @@ func (q *Queue) claims(ctx context.Context, tokens []string, prefix int) ([]Entr
 		if len(c) != 6 {
 			continue
 		}
-		raw := rawEntry{size: int(integer(c[3])), sha1: str(c[4]), prefix: str(c[5])}
+		raw := rawEntry{size: int(replyInt(c[3])), sha1: replyString(c[4]), prefix: replyString(c[5])}
 		var e Entry
 		if h, ok := c[2].(string); ok {
 			var dh deliveryHeader
@@ -975,8 +975,8 @@ func sha1hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// str and integer read script replies.
-func str(v any) string {
+// replyString and replyInt read script replies.
+func replyString(v any) string {
 	switch x := v.(type) {
 	case string:
 		return x
@@ -986,7 +986,7 @@ func str(v any) string {
 	return ""
 }
 
-func integer(v any) int64 {
+func replyInt(v any) int64 {
 	switch x := v.(type) {
 	case int64:
 		return x
