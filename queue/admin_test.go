@@ -363,21 +363,25 @@ func TestRedrive(t *testing.T) {
 	if len(after.dead) != 2 || after.counters["redriven"] != "3" {
 		t.Errorf("dead %d, redriven %q; want 2 and 3", len(after.dead), after.counters["redriven"])
 	}
-	// Attempts start again: r1 is delivered as attempt 1.
-	if err := rdb.LPop(ctx, q.pending).Err(); err != nil {
-		t.Fatal(err)
+	// Attempts start again: the two invalid ones die again on their first
+	// delivery, r1 (which died on its second) is delivered as attempt 1.
+	for _, id := range []string{"x1", ""} {
+		_, err := q.Claim(ctx, time.Second)
+		var inv *InvalidEventError
+		if !errors.As(err, &inv) {
+			t.Fatalf("claim of redriven %q: %v, want invalid again", id, err)
+		}
 	}
-	_ = rdb.RPop(ctx, q.pending)
-	_ = rdb.RPop(ctx, q.pending)
-	if err := q.PublishRaw(ctx, []byte(`{"id":"r1","wait":1}`)); err != nil {
-		t.Fatal(err)
+	again, err := q.Peek(ctx, LocDead, 2)
+	if err != nil || len(again) != 2 || again[0].Attempts != 1 || again[1].Attempts != 1 || again[1].ID != "x1" {
+		t.Errorf("dead again: %+v, %v; want attempts 1 each", again, err)
 	}
-	if d := claim(t, q); d.Attempt != 1 {
-		t.Errorf("redriven event delivered as attempt %d, want 1", d.Attempt)
+	if d := claim(t, q); d.Event.ID != "r1" || d.Attempt != 1 {
+		t.Errorf("redriven event %s delivered as attempt %d, want r1 as attempt 1", d.Event.ID, d.Attempt)
 	}
-	// Again: nothing left to redrive under those names.
-	if _, err := q.Redrive(ctx, []string{"x1"}, false); !errors.Is(err, ErrNotFound) {
-		t.Errorf("second redrive of x1: %v", err)
+	// r1 is in flight, not dead: nothing to redrive under its id.
+	if _, err := q.Redrive(ctx, []string{"r1"}, false); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second redrive of r1: %v", err)
 	}
 }
 
