@@ -502,3 +502,46 @@ func TestDocumentedACLUserCanOperate(t *testing.T) {
 	_, err = q.Purge(ctx, LocPending)
 	must("purge pending", err)
 }
+
+// Two operators redriving everything at once: every dead letter moves
+// exactly once (each move re-checks, in its script, that the record is still
+// there).
+func TestConcurrentRedrivesMoveEachDeadLetterOnce(t *testing.T) {
+	q, rdb := newTestQueue(t)
+	ctx := context.Background()
+	want := map[string]int{}
+	for i := range 500 {
+		p := fmt.Sprintf(`{"n":%d}`, i)
+		want[p]++
+		if err := rdb.LPush(ctx, q.dead, deadRecord("", "r", 1, []byte(p))).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	results := make(chan RedriveResult, 2)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			res, err := q.RedriveAll(ctx, false)
+			results <- res
+			errs <- err
+		}()
+	}
+	moved, gone := 0, 0
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		r := <-results
+		moved += len(r.Moved)
+		gone += len(r.Gone)
+	}
+	got := map[string]int{}
+	for _, p := range rdb.LRange(ctx, q.pending, 0, -1).Val() {
+		got[p]++
+	}
+	if !reflect.DeepEqual(got, want) || moved != 500 || rdb.LLen(ctx, q.dead).Val() != 0 || rdb.HGet(ctx, q.counters, "redriven").Val() != "500" {
+		t.Errorf("pending holds %d distinct payloads (want 500 once each), moved %d (gone %d), dead %d, redriven %s",
+			len(got), moved, gone, rdb.LLen(ctx, q.dead).Val(), rdb.HGet(ctx, q.counters, "redriven").Val())
+	}
+	t.Logf("two concurrent redrives: %d moved, %d found gone by the other's script", moved, gone)
+}
