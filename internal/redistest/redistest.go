@@ -262,6 +262,30 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
+// Pause freezes the server (SIGSTOP): its connections stay open but nothing
+// is answered or replicated until Resume. A paused replica models one that
+// lags or is cut off from its master; Stop still kills it.
+func (s *Server) Pause() {
+	s.t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil {
+		s.t.Fatalf("pause %s: not running", s.Addr)
+	}
+	if err := syscall.Kill(-s.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("pause %s: %v", s.Addr, err)
+	}
+}
+
+// Resume lets a paused server run again (SIGCONT).
+func (s *Server) Resume() {
+	s.t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil {
+		s.t.Fatalf("resume %s: not running", s.Addr)
+	}
+	if err := syscall.Kill(-s.cmd.Process.Pid, syscall.SIGCONT); err != nil {
+		s.t.Fatalf("resume %s: %v", s.Addr, err)
+	}
+}
+
 // Restart kills the server and starts it again on the same port and dir.
 func (s *Server) Restart() {
 	s.t.Helper()
