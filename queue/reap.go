@@ -24,8 +24,18 @@ const (
 	reapBatchBytes = 256 << 10
 )
 
-// reapScript recovers up to one batch of claim lists whose token is past its
-// deadline, oldest deadline first. Each is one of:
+// dueScript lists up to a batch of claim tokens past their deadline, oldest
+// deadline first (Redis server clock).
+//
+// KEYS[1] leases zset
+// ARGV[1] batch size
+// Output: the tokens.
+var dueScript = redis.NewScript(luaPrelude + `
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[1]))
+`)
+
+// reapScript recovers the claim lists of due tokens (from dueScript). Each
+// is one of:
 //   - empty: a claimer that died waiting — the token is forgotten;
 //   - [entry]: claimed but never leased — the delivery counts: back to the
 //     front of pending in an envelope with attempts+1, or dead on the
@@ -33,67 +43,77 @@ const (
 //   - [header, entry]: the lease expired — back to the front of pending with
 //     the header's attempts, or dead when that was the MAX_ATTEMPTS-th.
 //
-// A heartbeat moves the deadline forward, so a live delivery is never due;
-// every entry is handled in O(1), and many reapers may run at once.
+// Every key it touches is in KEYS, the claim lists included, although they
+// share the queue's slot anyway: while a Redis Cluster migrates that slot,
+// Redis refuses (TRYAGAIN, ASK) a script whose keys are not all on one node
+// before it runs, whereas a key built inside the script fails only when the
+// script reaches it — after it may already have pushed entries (duplicates)
+// — with an error that does not say "retry later". A token is handled only
+// if it is still due when the script runs (a heartbeat, or another reaper,
+// may have come in between), so many reapers may run at once; every entry
+// is handled in O(1).
 //
 // KEYS[1] leases zset
 // KEYS[2] claimed zset
 // KEYS[3] pending list
 // KEYS[4] dead list
 // KEYS[5] counters hash
-// ARGV[1] claim list prefix ({q}:claim:), the token is appended
-// ARGV[2] MAX_ATTEMPTS
-// ARGV[3] batch size
-// ARGV[4] byte budget of the batch
-// ARGV[5] dead_at for dead letters (RFC 3339)
-// Output: {requeued, rescued, dead, stale, more}; more is 1 when there may be
-// more due entries.
+// KEYS[5+i] claim list of token i
+// ARGV[1] MAX_ATTEMPTS
+// ARGV[2] byte budget of the batch
+// ARGV[3] dead_at for dead letters (RFC 3339)
+// ARGV[3+i] token i
+// Output: {requeued, rescued, dead, stale, stopped}; stopped is 1 when the
+// byte budget ended the batch before its last token.
 var reapScript = redis.NewScript(luaPrelude + `
-local max_attempts = tonumber(ARGV[2])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[3]))
-local requeued, rescued, dead, stale, bytes = 0, 0, 0, 0, 0
+local max_attempts = tonumber(ARGV[1])
+local now = now_ms()
+local requeued, rescued, dead, stale, bytes, stopped = 0, 0, 0, 0, 0, 0
 local done, keys, gone = 0, {}, {}
-for _, token in ipairs(due) do
-  local key = ARGV[1] .. token
-  local c = redis.call('LRANGE', key, 0, -1)
-  if #c == 0 then
-    stale = stale + 1
-  elseif #c == 1 then
-    local e = c[1]
-    bytes = bytes + #e
-    local h, payload = split_entry(e)
-    local attempts = ((h and tonumber(h.attempts)) or 0) + 1
-    local nh = {attempts = attempts}
-    if h and h.assigned then nh.id = h.id; nh.assigned = true end
-    if attempts >= max_attempts then
-      redis.call('LPUSH', KEYS[4], dead_record({id = nh.id, attempts = attempts, dead_at = ARGV[5],
-        reason = string.format('claimed but never leased on delivery %d of %d (MAX_ATTEMPTS): the job died right after claiming it every time; a payload too large for the job\'s memory does this', attempts, max_attempts)},
-        payload, utf8_valid(payload)))
-      dead = dead + 1
+for i = 1, #KEYS - 5 do
+  if bytes >= tonumber(ARGV[2]) then stopped = 1; break end
+  local key, token = KEYS[5 + i], ARGV[3 + i]
+  local deadline = redis.call('ZSCORE', KEYS[1], token)
+  if deadline and tonumber(deadline) <= now then
+    local c = redis.call('LRANGE', key, 0, -1)
+    if #c == 0 then
+      stale = stale + 1
+    elseif #c == 1 then
+      local e = c[1]
+      bytes = bytes + #e
+      local h, payload = split_entry(e)
+      local attempts = ((h and tonumber(h.attempts)) or 0) + 1
+      local nh = {attempts = attempts}
+      if h and h.assigned then nh.id = h.id; nh.assigned = true end
+      if attempts >= max_attempts then
+        redis.call('LPUSH', KEYS[4], dead_record({id = nh.id, attempts = attempts, dead_at = ARGV[3],
+          reason = string.format('claimed but never leased on delivery %d of %d (MAX_ATTEMPTS): the job died right after claiming it every time; a payload too large for the job\'s memory does this', attempts, max_attempts)},
+          payload, utf8_valid(payload)))
+        dead = dead + 1
+      else
+        redis.call('RPUSH', KEYS[3], envelope(nh, payload))
+        rescued = rescued + 1
+      end
     else
-      redis.call('RPUSH', KEYS[3], envelope(nh, payload))
-      rescued = rescued + 1
+      local h = cjson.decode(c[1])
+      local e = c[2]
+      bytes = bytes + #e
+      local payload = string.sub(e, h.off + 1)
+      if h.attempt >= max_attempts then
+        redis.call('LPUSH', KEYS[4], dead_record({id = h.id, attempts = h.attempt, dead_at = ARGV[3],
+          reason = string.format('lease expired on attempt %d of %d (MAX_ATTEMPTS): the job was killed or stalled without heartbeating', h.attempt, max_attempts)},
+          payload, h.utf8))
+        dead = dead + 1
+      else
+        local nh = {attempts = h.attempt}
+        if h.assigned then nh.id = h.id; nh.assigned = true end
+        redis.call('RPUSH', KEYS[3], envelope(nh, payload))
+        requeued = requeued + 1
+      end
     end
-  else
-    local h = cjson.decode(c[1])
-    local e = c[2]
-    bytes = bytes + #e
-    local payload = string.sub(e, h.off + 1)
-    if h.attempt >= max_attempts then
-      redis.call('LPUSH', KEYS[4], dead_record({id = h.id, attempts = h.attempt, dead_at = ARGV[5],
-        reason = string.format('lease expired on attempt %d of %d (MAX_ATTEMPTS): the job was killed or stalled without heartbeating', h.attempt, max_attempts)},
-        payload, h.utf8))
-      dead = dead + 1
-    else
-      local nh = {attempts = h.attempt}
-      if h.assigned then nh.id = h.id; nh.assigned = true end
-      redis.call('RPUSH', KEYS[3], envelope(nh, payload))
-      requeued = requeued + 1
-    end
+    done = done + 1
+    keys[done], gone[done] = key, token
   end
-  done = done + 1
-  keys[done], gone[done] = key, token
-  if bytes >= tonumber(ARGV[4]) then break end
 end
 if done > 0 then
   redis.call('DEL', unpack(keys))
@@ -107,9 +127,7 @@ if dead > 0 then
   redis.call('HINCRBY', KEYS[5], 'dead', dead)
 end
 if stale > 0 then redis.call('HINCRBY', KEYS[5], 'reaped_stale', stale) end
-local more = 0
-if done < #due or #due == tonumber(ARGV[3]) then more = 1 end
-return {requeued, rescued, dead, stale, more}
+return {requeued, rescued, dead, stale, stopped}
 `)
 
 // Reap recovers the work of consumers that died, until nothing due is left:
@@ -123,13 +141,28 @@ return {requeued, rescued, dead, stale, more}
 //     keeps killing its job ends in the dead list.
 //
 // It works in batches (reapBatch entries or reapBatchBytes of payload per
-// script call), so Redis is never blocked for long, and every batch is O(its
-// size) whatever the number of events in flight.
+// script call, after a read of the batch's due tokens), so Redis is never
+// blocked for long, and every batch is O(its size) whatever the number of
+// events in flight.
 func (q *Queue) Reap(ctx context.Context) (ReapResult, error) {
 	var res ReapResult
-	keys := []string{q.leases, q.claimed, q.pending, q.dead, q.counters}
+	fixed := []string{q.leases, q.claimed, q.pending, q.dead, q.counters}
 	for {
-		out, err := reapScript.Run(ctx, q.rdb, keys, q.claimPrefix, q.cfg.MaxAttempts, reapBatch, reapBatchBytes, nowRFC3339()).Int64Slice()
+		due, err := dueScript.Run(ctx, q.rdb, []string{q.leases}, reapBatch).StringSlice()
+		if err != nil {
+			return res, fmt.Errorf("reap %s: %w", q.pending, err)
+		}
+		if len(due) == 0 {
+			return res, nil
+		}
+		keys := append(make([]string, 0, len(fixed)+len(due)), fixed...)
+		args := make([]any, 0, 3+len(due))
+		args = append(args, q.cfg.MaxAttempts, reapBatchBytes, nowRFC3339())
+		for _, token := range due {
+			keys = append(keys, q.claimPrefix+token)
+			args = append(args, token)
+		}
+		out, err := reapScript.Run(ctx, q.rdb, keys, args...).Int64Slice()
 		if err != nil {
 			return res, fmt.Errorf("reap %s: %w", q.pending, err)
 		}
@@ -138,7 +171,7 @@ func (q *Queue) Reap(ctx context.Context) (ReapResult, error) {
 		res.Rescued += int(out[1])
 		res.Dead += int(out[2])
 		res.Stale += int(out[3])
-		if out[4] == 0 {
+		if out[4] == 0 && len(due) < reapBatch {
 			return res, nil
 		}
 		if err := ctx.Err(); err != nil {
