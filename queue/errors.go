@@ -31,6 +31,13 @@ var (
 
 	// ErrInvalidConfig wraps configuration errors from New.
 	ErrInvalidConfig = errors.New("invalid queue configuration")
+
+	// ErrNotReplicated is returned by Publish and PublishRaw with
+	// REDIS_MIN_REPLICAS > 0 when fewer replicas than that acknowledged the
+	// batch within REDIS_MIN_REPLICAS_TIMEOUT (or the wait's reply was
+	// lost). The batch may be on the master: retry it with the same ids.
+	// A *NotReplicatedError gives the count.
+	ErrNotReplicated = errors.New("not replicated")
 )
 
 // ClaimInterruptedError details ErrClaimInterrupted.

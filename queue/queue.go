@@ -52,6 +52,13 @@ type Config struct {
 	// dead-lettered at its first claim by a script (the job never sends it
 	// back to Redis), and PublishRaw refuses it.
 	MaxPayloadBytes int `env:"MAX_PAYLOAD_BYTES" envDefault:"1048576"`
+	// MinReplicas makes Publish and PublishRaw report success only once
+	// that many replicas have the batch (Redis WAIT on the connection that
+	// ran the LPUSH); 0 does not wait. See publishDurably.
+	MinReplicas int `env:"REDIS_MIN_REPLICAS" envDefault:"0"`
+	// MinReplicasTimeout bounds that wait: past it Publish fails with
+	// ErrNotReplicated (the caller retries the batch with the same ids).
+	MinReplicasTimeout time.Duration `env:"REDIS_MIN_REPLICAS_TIMEOUT" envDefault:"2s"`
 }
 
 // Validate reports the first unusable setting, naming its variable.
@@ -69,6 +76,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MAX_WAIT=%s must be positive, such as 3600s", ErrInvalidConfig, c.MaxWait)
 	case c.MaxPayloadBytes < 64:
 		return fmt.Errorf("%w: MAX_PAYLOAD_BYTES=%d is below 64; use a size in bytes such as 1048576 (1 MiB)", ErrInvalidConfig, c.MaxPayloadBytes)
+	case c.MinReplicas < 0:
+		return fmt.Errorf("%w: REDIS_MIN_REPLICAS=%d must be 0 (do not wait for replicas) or more", ErrInvalidConfig, c.MinReplicas)
+	case c.MinReplicas > 0 && c.MinReplicasTimeout < time.Millisecond:
+		return fmt.Errorf("%w: REDIS_MIN_REPLICAS_TIMEOUT=%s must be at least 1ms with REDIS_MIN_REPLICAS=%d, such as 2s", ErrInvalidConfig, c.MinReplicasTimeout, c.MinReplicas)
 	}
 	return nil
 }
@@ -148,6 +159,10 @@ func (q *Queue) Ping(ctx context.Context) error {
 // give events their ID (NewEventID) before the first attempt, so a retry
 // re-sends the same ids and a duplicate is recognisable. Publish itself never
 // re-sends.
+//
+// With MinReplicas > 0 success also means that many replicas have the batch;
+// ErrNotReplicated means they did not within MinReplicasTimeout (the batch
+// may still be on the master: retry it with the same ids).
 func (q *Queue) Publish(ctx context.Context, events ...Event) ([]Event, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -165,7 +180,7 @@ func (q *Queue) Publish(ctx context.Context, events ...Event) ([]Event, error) {
 		out[i] = ev
 		args[i] = ev.Marshal()
 	}
-	if err := q.rdb.LPush(ctx, q.pending, args...).Err(); err != nil {
+	if err := q.push(ctx, args); err != nil {
 		return nil, fmt.Errorf("publish %d events: %w", len(events), err)
 	}
 	return out, nil
@@ -187,7 +202,7 @@ func (q *Queue) PublishRaw(ctx context.Context, payloads ...[]byte) error {
 		}
 		args[i] = p
 	}
-	if err := q.rdb.LPush(ctx, q.pending, args...).Err(); err != nil {
+	if err := q.push(ctx, args); err != nil {
 		return fmt.Errorf("publish %d payloads: %w", len(payloads), err)
 	}
 	return nil

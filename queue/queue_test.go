@@ -678,6 +678,9 @@ func TestConfigValidate(t *testing.T) {
 		{"stray closing brace", func(c *Config) { c.Name = "a}b" }, "hash tag"},
 		{"unclosed brace", func(c *Config) { c.Name = "{x" }, "hash tag"},
 		{"cluster tag", func(c *Config) { c.Name = "{events}" }, ""},
+		{"negative min replicas", func(c *Config) { c.MinReplicas = -1 }, "REDIS_MIN_REPLICAS=-1 must be 0"},
+		{"min replicas without timeout", func(c *Config) { c.MinReplicas = 1 }, "REDIS_MIN_REPLICAS_TIMEOUT=0s must be at least 1ms with REDIS_MIN_REPLICAS=1"},
+		{"min replicas", func(c *Config) { c.MinReplicas, c.MinReplicasTimeout = 1, time.Second }, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

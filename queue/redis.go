@@ -487,6 +487,11 @@ type noResend struct {
 	// dial, a lost reply): the cluster client then reloads its slot map
 	// instead of dialing a dead master until its next periodic reload.
 	nodeDown func()
+	// standalone: a MOVED or ASK reply means REDIS_ADDR is a Redis Cluster
+	// node that does not own the key, which a standalone client can never
+	// follow: made a configuration error (permanent) instead of a transient
+	// one retried for REDIS_RETRY_TIMEOUT.
+	standalone bool
 }
 
 func (h noResend) DialHook(next redis.DialHook) redis.DialHook {
@@ -517,12 +522,26 @@ func (h noResend) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			}
 			err = &replyLostError{cmd: cmd.Name(), cause: err.Error()}
 		}
+		if h.standalone && isRedirect(err) {
+			err = fmt.Errorf("%w: %s: %w; REDIS_ADDR is a Redis Cluster node that does not serve this key: set REDIS_MODE=cluster",
+				ErrInvalidConfig, cmd.Name(), err)
+		}
 		return err
 	}
 }
 
 func (noResend) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
+}
+
+// isRedirect reports whether err is a cluster redirection reply.
+func isRedirect(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
 }
 
 // replyLost reports whether err may have come after the command was written.
@@ -623,7 +642,7 @@ func (c RedisConfig) NewClient() (redis.UniversalClient, error) {
 			WriteTimeout: timeout,
 			MaxRetries:   -1,
 		})
-		rdb.AddHook(noResend{})
+		rdb.AddHook(noResend{standalone: true})
 		return rdb, nil
 	}
 }
