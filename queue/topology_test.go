@@ -622,6 +622,7 @@ func TestQueueOnSentinel(t *testing.T) {
 	}
 	lostClaimReply(t, tp, "events")
 	sentinelDurablePublish(t, s, tp)
+	sentinelSplitBrain(t, s, tp)
 	sentinelClaimThroughFailovers(t, s, tp)
 }
 
@@ -873,8 +874,92 @@ func sentinelDurablePublish(t *testing.T, s *redistest.Sentinel, tp topology) {
 	}
 }
 
-// sentinelFailover asks a sentinel for a coordinated failover, waiting
-// while an earlier one is still in progress (INPROG).
+// sentinelSplitBrain publishes one event every few milliseconds on each of
+// three clients (REDIS_MIN_REPLICAS 0, 1 and 2 = every replica) through a
+// SENTINEL FAILOVER, and counts the acknowledged events the new master does
+// not have. A forced failover promotes a replica while the old master still
+// takes writes (until the sentinels demote it, about a second later), and
+// its other replica still acknowledges them: WAIT 1 is satisfied, then both
+// follow the new master and drop those writes. Only WAIT for every replica
+// refuses them — the promoted one stopped acknowledging when it was
+// promoted. (A master partitioned away with one replica does the same.)
+func sentinelSplitBrain(t *testing.T, s *redistest.Sentinel, tp topology) {
+	ctx := context.Background()
+	tp.flush()
+	const name = "events"
+	var (
+		wg   sync.WaitGroup
+		stop = make(chan struct{})
+		mu   sync.Mutex
+		acks = map[int][]string{}
+	)
+	for _, min := range []int{0, 1, 2} {
+		q := tp.open(t, name, "REDIS_MIN_REPLICAS", fmt.Sprint(min), "REDIS_MIN_REPLICAS_TIMEOUT", "200ms")
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				id := fmt.Sprintf("min%d-%04d", min, i)
+				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				_, err := q.Publish(pctx, Event{ID: id})
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acks[min] = append(acks[min], id)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	old := s.Master()
+	sentinelFailover(t, s)
+	promoted, took := s.WaitFailover(old, 30*time.Second)
+	for _, n := range s.Nodes {
+		if n != promoted {
+			s.WaitReplica(n, 30*time.Second)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	v, err := New(promoted.Client(), Config{Name: name, LeaseDuration: time.Second, MaxAttempts: 3, MaxWait: time.Hour, MaxPayloadBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, e := range snapshot(t, v).pending {
+		ev, err := parseEvent([]byte(e), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		have[ev.ID] = true
+	}
+	lost := map[int]int{}
+	for min, ids := range acks {
+		for _, id := range ids {
+			if !have[id] {
+				lost[min]++
+			}
+		}
+	}
+	t.Logf("SENTINEL FAILOVER (new master after %s) while publishing: acknowledged / lost with MIN_REPLICAS=0: %d / %d, =1: %d / %d, =2 (every replica): %d / %d",
+		took.Round(time.Millisecond), len(acks[0]), lost[0], len(acks[1]), lost[1], len(acks[2]), lost[2])
+	if lost[2] != 0 {
+		t.Errorf("%d events acknowledged with REDIS_MIN_REPLICAS=2 (every replica) lost in a SENTINEL FAILOVER", lost[2])
+	}
+	if len(acks[2]) == 0 {
+		t.Errorf("nothing was acknowledged with REDIS_MIN_REPLICAS=2: the measurement is empty")
+	}
+}
+
+// sentinelFailover asks a sentinel for a failover, waiting while an earlier
+// one is still in progress (INPROG) or the sentinels do not yet trust a
+// replica again (NOGOODSLAVE, after replicas were paused or restarted).
 func sentinelFailover(t *testing.T, s *redistest.Sentinel) {
 	t.Helper()
 	sc := redis.NewClient(&redis.Options{Addr: s.Sentinels[0].Addr, Password: s.SentinelPassword, Protocol: 2, MaxRetries: -1})
@@ -885,7 +970,8 @@ func sentinelFailover(t *testing.T, s *redistest.Sentinel) {
 		if err == nil {
 			return
 		}
-		if !strings.HasPrefix(err.Error(), "INPROG") || time.Now().After(deadline) {
+		busy := strings.HasPrefix(err.Error(), "INPROG") || strings.HasPrefix(err.Error(), "NOGOODSLAVE")
+		if !busy || time.Now().After(deadline) {
 			t.Fatalf("SENTINEL FAILOVER: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -1045,7 +1131,7 @@ func reapDuringMigration(t *testing.T, c *redistest.Cluster, tp topology, name s
 	if got := c.MasterOf(name); got != dst {
 		t.Fatalf("slot %d is on %s after the migration, want %s", slot, got.Addr, dst.Addr)
 	}
-	if res, err := Retry2(ctx, q.Queue); err != nil || moved(res) != (ReapResult{Rescued: 4}) {
+	if res, err := reapUntilOK(ctx, q.Queue); err != nil || moved(res) != (ReapResult{Rescued: 4}) {
 		t.Fatalf("reap after the migration: %+v, %v; want 4 rescued", res, err)
 	}
 	v := tp.viewOf(t, q.Queue)
@@ -1061,9 +1147,9 @@ func reapDuringMigration(t *testing.T, c *redistest.Cluster, tp topology, name s
 		slot, src.Addr, dst.Addr, claimListsFirst, err, strings.Join(seen, "; "))
 }
 
-// Retry2 reaps until the cluster client's slot map has caught up with a
+// reapUntilOK reaps until the cluster client's slot map has caught up with a
 // migration (MOVED is followed; a reap error is retried for 10s).
-func Retry2(ctx context.Context, q *Queue) (ReapResult, error) {
+func reapUntilOK(ctx context.Context, q *Queue) (ReapResult, error) {
 	var res ReapResult
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
