@@ -44,6 +44,7 @@ type fixture struct {
 	srv *redistest.Server
 	q   *queue.Queue
 	env []string
+	bin string // the jobs binary to run; "" = jobsBin
 }
 
 func newFixture(t *testing.T, lease time.Duration, opts ...redistest.Option) *fixture {
@@ -70,7 +71,11 @@ type proc struct {
 
 func (f *fixture) start(t *testing.T, extraEnv ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(jobsBin)
+	bin := f.bin
+	if bin == "" {
+		bin = jobsBin
+	}
+	cmd := exec.Command(bin)
 	cmd.Env = append(append(os.Environ(), f.env...), extraEnv...)
 	p := &proc{cmd: cmd, out: &syncBuffer{}, waited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out

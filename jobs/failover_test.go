@@ -1,0 +1,419 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis-keda/redis-keda/internal/config"
+	"github.com/redis-keda/redis-keda/internal/redistest"
+	"github.com/redis-keda/redis-keda/queue"
+)
+
+// Chaos with failover, on a real Redis Cluster and a real Sentinel set:
+// real jobs processes (one event each, as KEDA starts them), a quarter of
+// them SIGKILLed at random instants, a reaper, a publisher, and two
+// failovers of the queues' master mid-run:
+//
+//  1. Cluster: CLUSTER FAILOVER (coordinated); Sentinel: the master
+//     SIGKILLed with its replicas in sync;
+//  2. the master's replicas cut off (paused, replication links closed) for
+//     a second while the master keeps acknowledging writes, then the master
+//     SIGKILLed and the stale replicas resumed: one of them is promoted
+//     without what the master acknowledged meanwhile.
+//
+// Two queues on that master run side by side: one published with
+// REDIS_MIN_REPLICAS=1, one with 0. "Lost" is an event whose Publish
+// returned success and that no job ever acked (from the jobs' own log
+// lines; a job is killed only before its ack can happen — kills land within
+// 250 ms of the start, events take 300 ms — so every ack is logged).
+
+// chaosQueue is one queue of the run and what happened to it.
+type chaosQueue struct {
+	name        string
+	minReplicas int
+	events      int // to publish
+	batch       int // events per Publish, one every 300 ms
+	runners     int // concurrent jobs processes
+	q           *queue.Queue
+
+	mu        sync.Mutex
+	published map[string]bool // acknowledged by Publish
+	window    map[string]bool // acknowledged while the replicas were cut off
+	refused   int             // batches Publish refused (ErrNotReplicated or another error)
+	procs     []*proc
+	runs      int
+	killed    int
+}
+
+// chaosTopology is what the run needs from a topology.
+type chaosTopology struct {
+	env      []string // REDIS_* for the jobs
+	redisEnv map[string]string
+	master   func() *redistest.Server
+	replicas func() []*redistest.Server
+	// failover is the first failover, described by firstFailover.
+	failover      func(t *testing.T) time.Duration
+	firstFailover string
+	killed        func(t *testing.T, old *redistest.Server) time.Duration // waits for the promotion
+	restarted     func(t *testing.T, old *redistest.Server)               // old master back as a replica
+}
+
+func TestChaosWithFailoverCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	// Two hash tags on the same master.
+	durable := "{durable}"
+	owner := c.MasterOf(durable)
+	fast := ""
+	for i := 0; fast == ""; i++ {
+		if n := fmt.Sprintf("{fast-%d}", i); c.MasterOf(n) == owner {
+			fast = n
+		}
+	}
+	master := owner
+	tp := chaosTopology{
+		firstFailover: "CLUSTER FAILOVER, coordinated",
+		env:           []string{"REDIS_MODE=cluster", "REDIS_ADDR=" + strings.Join(c.Addrs(), ",")},
+		redisEnv:      map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": strings.Join(c.Addrs(), ",")},
+		master:        func() *redistest.Server { return master },
+		replicas:      func() []*redistest.Server { return c.ReplicaOf(master) },
+		failover: func(t *testing.T) time.Duration {
+			r := c.ReplicaOf(master)[0]
+			took := c.Failover(r, 30*time.Second)
+			master = r
+			return took
+		},
+		killed: func(t *testing.T, old *redistest.Server) time.Duration {
+			m, took := c.WaitNewMaster(durable, old, 30*time.Second)
+			master = m
+			return took
+		},
+		restarted: func(t *testing.T, old *redistest.Server) {
+			old.Restart()
+			c.WaitHealthy(30 * time.Second)
+		},
+	}
+	runChaosWithFailover(t, tp, durable, fast)
+}
+
+func TestChaosWithFailoverSentinel(t *testing.T) {
+	s := redistest.StartSentinel(t)
+	env := map[string]string{
+		"REDIS_MODE": "sentinel", "REDIS_ADDR": strings.Join(s.SentinelAddrs(), ","), "REDIS_SENTINEL_MASTER": s.MasterName,
+	}
+	tp := chaosTopology{
+		firstFailover: "master SIGKILLed, replicas in sync",
+		redisEnv:      env,
+		master:        s.Master,
+		replicas:      s.Replicas,
+		// A crash with the replicas connected. (SENTINEL FAILOVER is no
+		// such switch: the old master keeps taking writes until the
+		// sentinels demote it; see queue's TestSentinelSplitBrain.)
+		failover: func(t *testing.T) time.Duration {
+			old := s.KillMaster()
+			_, took := s.WaitFailover(old, 30*time.Second)
+			s.RestartAsReplica(old)
+			for _, n := range s.Nodes {
+				if n != s.Master() {
+					s.WaitReplica(n, 30*time.Second)
+				}
+			}
+			return took
+		},
+		killed: func(t *testing.T, old *redistest.Server) time.Duration {
+			_, took := s.WaitFailover(old, 30*time.Second)
+			return took
+		},
+		restarted: func(t *testing.T, old *redistest.Server) {
+			s.RestartAsReplica(old)
+			s.WaitReplica(old, 30*time.Second)
+		},
+	}
+	for k, v := range env {
+		tp.env = append(tp.env, k+"="+v)
+	}
+	runChaosWithFailover(t, tp, "durable", "fast")
+}
+
+func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) {
+	ctx := context.Background()
+	queues := []*chaosQueue{
+		{name: durable, minReplicas: 1, events: 300, batch: 10, runners: 6},
+		{name: fast, minReplicas: 0, events: 120, batch: 4, runners: 2},
+	}
+	for _, cq := range queues {
+		cq.q = openChaosQueue(t, tp.redisEnv, cq.name, cq.minReplicas)
+		cq.published, cq.window = map[string]bool{}, map[string]bool{}
+	}
+	start := time.Now()
+	deadline := start.Add(4 * time.Minute)
+	stop := make(chan struct{})
+	var bg sync.WaitGroup
+	var cutOff atomic.Bool // the replicas are cut off: acknowledged events may vanish
+
+	// Publishers: a batch every 300 ms (both queues publish for 30 batches);
+	// a refused batch is retried with the same ids (the publisher's rule).
+	var batches atomic.Int32
+	var published sync.WaitGroup
+	for _, cq := range queues {
+		published.Add(1)
+		bg.Go(func() {
+			defer published.Done()
+			for i := 0; i < cq.events; {
+				batch := make([]queue.Event, min(cq.batch, cq.events-i))
+				for j := range batch {
+					batch[j] = queue.Event{ID: fmt.Sprintf("%s-%03d", strings.Trim(cq.name, "{}"), i+j), Wait: 300 * time.Millisecond}
+				}
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(300 * time.Millisecond):
+					}
+					window := cutOff.Load()
+					pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					_, err := cq.q.Publish(pctx, batch...)
+					cancel()
+					cq.mu.Lock()
+					if err == nil {
+						for _, ev := range batch {
+							cq.published[ev.ID] = true
+							if window || cutOff.Load() {
+								cq.window[ev.ID] = true
+							}
+						}
+					} else {
+						cq.refused++
+					}
+					cq.mu.Unlock()
+					if err == nil {
+						break
+					}
+				}
+				i += len(batch)
+				if cq.minReplicas > 0 {
+					batches.Add(1)
+				}
+			}
+		})
+	}
+	// Reapers, as the publisher runs them.
+	for _, cq := range queues {
+		bg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+				_, _ = cq.q.Reap(ctx) // errors during a failover: the next tick retries
+			}
+		})
+	}
+	// Jobs: each runner starts one jobs process after another while its
+	// queue has work (or more is coming); a quarter are SIGKILLed within
+	// 250 ms of their start.
+	f := &fixture{bin: buildPlainJobs(t), env: append(slices.Clone(tp.env), "LEASE_DURATION=1s", "MAX_ATTEMPTS=50", "CLAIM_TIMEOUT=1s",
+		"REDIS_RETRY_TIMEOUT=30s", "MAX_EVENTS=1")}
+	var publishing atomic.Bool
+	publishing.Store(true)
+	var jobs sync.WaitGroup
+	jobs.Go(func() {
+		for time.Now().Before(deadline) {
+			var runners sync.WaitGroup
+			for _, cq := range queues {
+				for r := range cq.runners {
+					runners.Go(func() {
+						rng := rand.New(rand.NewPCG(uint64(r), uint64(time.Now().UnixNano())))
+						for time.Now().Before(deadline) && (publishing.Load() || busy(ctx, cq.q)) {
+							p := f.start(t, "QUEUE="+cq.name)
+							kill := rng.IntN(4) == 0
+							if kill {
+								time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
+								_ = p.cmd.Process.Signal(syscall.SIGKILL)
+							}
+							<-p.waited
+							cq.mu.Lock()
+							cq.procs = append(cq.procs, p)
+							cq.runs++
+							if kill && p.cmd.ProcessState.ExitCode() == -1 {
+								cq.killed++
+							}
+							cq.mu.Unlock()
+						}
+					})
+				}
+			}
+			runners.Wait()
+			// Nothing pending or in flight: the reaper clears the
+			// registrations of killed waiters — or returns what a job killed
+			// mid-claim held, which sends the runners back to work.
+			settle := time.Now().Add(5 * time.Second)
+			for time.Now().Before(settle) && !drained(ctx, queues) && !anyBusy(ctx, queues) {
+				time.Sleep(100 * time.Millisecond)
+			}
+			if drained(ctx, queues) {
+				return
+			}
+		}
+	})
+
+	// The failovers, a third and two thirds into the durable publishing.
+	waitBatches := func(n int32) {
+		for batches.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitBatches(10)
+	took := tp.failover(t)
+	t.Logf("+%s first failover (%s): new master after %s", time.Since(start).Round(100*time.Millisecond), tp.firstFailover, took.Round(time.Millisecond))
+	waitBatches(20)
+	old := tp.master()
+	replicas := tp.replicas()
+	for _, r := range replicas {
+		r.Pause()
+	}
+	old.Do("CLIENT", "KILL", "TYPE", "replica")
+	cutOff.Store(true)
+	time.Sleep(time.Second)
+	old.Stop()
+	cutOff.Store(false)
+	for _, r := range replicas {
+		r.Resume()
+	}
+	took = tp.killed(t, old)
+	t.Logf("+%s replicas cut off for 1s, master SIGKILLed: a stale replica promoted after %s", time.Since(start).Round(100*time.Millisecond), took.Round(time.Millisecond))
+	tp.restarted(t, old)
+
+	published.Wait()
+	publishing.Store(false)
+	jobs.Wait()
+	close(stop)
+	bg.Wait()
+	elapsed := time.Since(start)
+
+	for _, cq := range queues {
+		s, err := cq.q.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Pending+s.Processing+s.Claiming+s.Dead != 0 {
+			t.Errorf("%s not drained within the time limit: %+v", cq.name, s)
+		}
+		acks := map[string]int{}
+		for _, p := range cq.procs {
+			for _, l := range p.lines(t, "event acked") {
+				acks[l["id"].(string)]++
+			}
+		}
+		var lost, lostOutside []string
+		dups := 0
+		for id := range cq.published {
+			switch n := acks[id]; {
+			case n == 0:
+				lost = append(lost, id)
+				if !cq.window[id] {
+					lostOutside = append(lostOutside, id)
+				}
+			case n > 1:
+				dups += n - 1
+			}
+		}
+		slices.Sort(lost)
+		t.Logf("%s (REDIS_MIN_REPLICAS=%d): %d events acknowledged by Publish (%d while the replicas were cut off, %d batches refused and retried), "+
+			"%d job runs, %d SIGKILLed (%.0f%%): %d lost, %d processed more than once",
+			cq.name, cq.minReplicas, len(cq.published), len(cq.window), cq.refused, cq.runs, cq.killed,
+			100*float64(cq.killed)/float64(max(cq.runs, 1)), len(lost), dups)
+		if len(cq.published) != cq.events {
+			t.Errorf("%s: %d events acknowledged, want %d", cq.name, len(cq.published), cq.events)
+		}
+		if float64(cq.killed) < 0.15*float64(cq.runs) {
+			t.Errorf("%s: only %d of %d job runs were killed", cq.name, cq.killed, cq.runs)
+		}
+		if len(lostOutside) > 0 {
+			t.Errorf("%s: %d events lost that were acknowledged while the replicas were connected: %v", cq.name, len(lostOutside), lostOutside)
+		}
+		if cq.minReplicas > 0 && len(lost) > 0 {
+			t.Errorf("%s: %d acknowledged events lost with REDIS_MIN_REPLICAS=%d: %v", cq.name, len(lost), cq.minReplicas, lost)
+		}
+		if cq.minReplicas == 0 && len(lost) == 0 {
+			t.Errorf("%s: nothing lost with REDIS_MIN_REPLICAS=0 although %d acknowledged events were only on the killed master: the test did not cut the replicas off", cq.name, len(cq.window))
+		}
+		if cq.minReplicas == 0 {
+			t.Logf("%s: lost %v", cq.name, lost)
+		}
+	}
+	t.Logf("run took %s", elapsed.Round(100*time.Millisecond))
+}
+
+// buildPlainJobs builds the jobs binary without the race detector: the
+// chaos runs start hundreds of processes, and the race build's start-up
+// would dominate them (the other tests run the race build).
+func buildPlainJobs(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "jobs")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build jobs: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// drained: every queue is empty — nothing pending, in flight, being claimed
+// or dead.
+func drained(ctx context.Context, queues []*chaosQueue) bool {
+	for _, cq := range queues {
+		s, err := cq.q.Stats(ctx)
+		if err != nil || s.Pending+s.Processing+s.Claiming+s.Dead > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func anyBusy(ctx context.Context, queues []*chaosQueue) bool {
+	for _, cq := range queues {
+		if busy(ctx, cq.q) {
+			return true
+		}
+	}
+	return false
+}
+
+// busy: the queue has work pending or in flight (or Redis does not answer
+// right now, during a failover).
+func busy(ctx context.Context, q *queue.Queue) bool {
+	s, err := q.Stats(ctx)
+	return err != nil || s.Pending+s.Processing > 0
+}
+
+// openChaosQueue opens the test's own client of a queue as the binaries do.
+func openChaosQueue(t *testing.T, redisEnv map[string]string, name string, minReplicas int) *queue.Queue {
+	t.Helper()
+	env := map[string]string{"QUEUE": name, "LEASE_DURATION": "1s", "MAX_ATTEMPTS": "50",
+		"REDIS_MIN_REPLICAS": fmt.Sprint(minReplicas), "REDIS_MIN_REPLICAS_TIMEOUT": "500ms"}
+	for k, v := range redisEnv {
+		env[k] = v
+	}
+	var c struct {
+		Redis queue.RedisConfig
+		Queue queue.Config
+	}
+	if err := config.ParseFrom(&c, env); err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(c.Redis, c.Queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	return q
+}
