@@ -70,6 +70,7 @@ type chaosTopology struct {
 
 func TestChaosWithFailoverCluster(t *testing.T) {
 	c := redistest.StartCluster(t)
+	jobsOnANodeThatDoesNotOwnTheSlot(t, c)
 	// Two hash tags on the same master.
 	durable := "{durable}"
 	owner := c.MasterOf(durable)
@@ -103,6 +104,44 @@ func TestChaosWithFailoverCluster(t *testing.T) {
 		},
 	}
 	runChaosWithFailover(t, tp, durable, fast)
+}
+
+// jobsOnANodeThatDoesNotOwnTheSlot: REDIS_ADDR names one cluster node that
+// does not serve the queue's slot. With REDIS_MODE=cluster the job finds the
+// owner and processes the event; with the default REDIS_MODE=standalone it
+// exits 1 at once with a message that says what to set (it used to retry
+// MOVED for REDIS_RETRY_TIMEOUT).
+func jobsOnANodeThatDoesNotOwnTheSlot(t *testing.T, c *redistest.Cluster) {
+	const name = "{seed}"
+	owner := c.MasterOf(name)
+	var seed *redistest.Server
+	for _, m := range c.Masters() {
+		if m != owner {
+			seed = m
+			break
+		}
+	}
+	q := openChaosQueue(t, map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": seed.Addr}, name, 0)
+	if _, err := q.Publish(context.Background(), queue.Event{ID: "via-seed", Wait: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{env: []string{"REDIS_ADDR=" + seed.Addr, "QUEUE=" + name, "CLAIM_TIMEOUT=1s", "REDIS_RETRY_TIMEOUT=30s"}}
+	start := time.Now()
+	p := f.start(t) // REDIS_MODE unset: standalone
+	if code := p.wait(t, 20*time.Second); code != 1 || !strings.Contains(p.out.String(), "REDIS_ADDR is a Redis Cluster node that does not serve this key: set REDIS_MODE=cluster") {
+		t.Fatalf("standalone on a non-owning node: exit %d\n%s", code, p.out.String())
+	}
+	t.Logf("standalone on a non-owning cluster node: exit 1 after %s", time.Since(start).Round(time.Millisecond))
+	p = f.start(t, "REDIS_MODE=cluster")
+	if code := p.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("cluster mode on a non-owning node: exit %d\n%s", code, p.out.String())
+	}
+	if acked := p.lines(t, "event acked"); len(acked) != 1 || acked[0]["id"] != "via-seed" {
+		t.Fatalf("want one ack of via-seed; output:\n%s", p.out.String())
+	}
+	if s, err := q.Stats(context.Background()); err != nil || !empty(s) || s.Counters["acked"] != 1 {
+		t.Fatalf("stats %+v, %v", s, err)
+	}
 }
 
 func TestChaosWithFailoverSentinel(t *testing.T) {
