@@ -15,6 +15,9 @@
 #                but never leased: wall time vs redis-benchmark RPUSH -P 100 of
 #                as many entries; the longest script (SLOWLOG); the worst PING
 #                latency from another connection during the reap vs idle
+#   scale-out    aggregate claim+ack cycles/s of 3 queues (3 hash tags, one
+#                per master) on a 3-master Redis Cluster started here, vs the
+#                same 3 queues on the one server above
 #
 # ratio = ours / baseline. For rates higher is better; for ms and RSS lower
 # is better. Figures depend on the machine and on its load: the header says
@@ -32,6 +35,7 @@ N_PIPE=${BENCH_N_PIPE:-500000}    # redis-benchmark requests, -P 32 run
 PREFILL=${BENCH_PREFILL:-100000}  # events queued before a claim+ack run
 ORPHANS=${BENCH_ORPHANS:-100000}  # orphans per reaper measurement
 BIG=${BENCH_BIG:-16777216}        # bytes of the oversize event
+SO_CONSUMERS=${BENCH_SCALEOUT_CONSUMERS:-4} # consumers per queue, scale-out
 
 cd "$(dirname "$0")/.."
 
@@ -44,11 +48,12 @@ done
 
 tmp=$(mktemp -d)
 redis_pid=
+cluster_pids=()
 cleanup() {
-	if [[ -n $redis_pid ]]; then
-		kill -9 "$redis_pid" 2>/dev/null || true
-		wait "$redis_pid" 2>/dev/null || true
-	fi
+	for pid in $redis_pid "${cluster_pids[@]}"; do
+		kill -9 "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -140,6 +145,43 @@ o_runl=$(ours reap -n "$ORPHANS" -kind unleased)
 b_rpush=$(rb -t rpush -P 100 -c 1 -n "$ORPHANS" -d "$size")
 rcli flushall >/dev/null
 
+# --- scale-out: 3 queues on a 3-master cluster vs on the one server -----------
+# Three cluster-enabled servers (no replicas: on a small machine they would
+# take CPU from the masters), joined by redis-cli --cluster create.
+cluster_addrs=()
+for i in 1 2 3; do
+	p=$("$bench" free-port)
+	bus=$("$bench" free-port)
+	mkdir -p "$tmp/node$i"
+	redis-server --port "$p" --bind 127.0.0.1 --dir "$tmp/node$i" --save '' --appendonly no --daemonize no \
+		--logfile "$tmp/node$i/redis.log" --cluster-enabled yes --cluster-config-file "$tmp/node$i/nodes.conf" \
+		--cluster-port "$bus" &
+	cluster_pids+=($!)
+	cluster_addrs+=("127.0.0.1:$p")
+done
+for a in "${cluster_addrs[@]}"; do
+	for _ in $(seq 100); do
+		if [[ $(redis-cli -p "${a##*:}" ping 2>/dev/null) == PONG ]]; then break; fi
+		sleep 0.1
+	done
+done
+redis-cli --cluster create "${cluster_addrs[@]}" --cluster-replicas 0 --cluster-yes >"$tmp/cluster-create.log" 2>&1 || {
+	echo "bench: redis-cli --cluster create failed:" >&2
+	cat "$tmp/cluster-create.log" >&2
+	exit 1
+}
+for a in "${cluster_addrs[@]}"; do
+	for _ in $(seq 100); do
+		if redis-cli -p "${a##*:}" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; then break; fi
+		sleep 0.1
+	done
+done
+log "3-master cluster on ${cluster_addrs[*]}"
+o_so_c=$("$bench" scaleout -mode cluster -addr "$(IFS=,; echo "${cluster_addrs[*]}")" -queues 3 -consumers "$SO_CONSUMERS" -duration "$dur")
+log "scaleout cluster: $o_so_c"
+o_so_s=$("$bench" scaleout -mode standalone -addr "$addr" -names "$(kv "$o_so_c" queues)" -consumers "$SO_CONSUMERS" -duration "$dur")
+log "scaleout standalone: $o_so_s"
+
 # --- report ------------------------------------------------------------------
 row() { # label ours baseline baseline-description
 	awk -v l="$1" -v o="$2" -v b="$3" -v d="$4" 'BEGIN {
@@ -169,8 +211,14 @@ row "reap $ORPHANS expired leases (entries/s)" "$(kv "$o_rexp" per_sec)" "$b_rpu
 row "reap $ORPHANS never-leased (entries/s)" "$(kv "$o_runl" per_sec)" "$b_rpush" "redis-benchmark RPUSH -P 100 -c 1"
 rowf "worst PING during reap, expired (ms)" "$(kv "$o_rexp" worst_ping_ms)" "$(kv "$o_rexp" idle_worst_ping_ms)" "worst PING, idle, as long"
 rowf "worst PING during reap, never-leased (ms)" "$(kv "$o_runl" worst_ping_ms)" "$(kv "$o_runl" idle_worst_ping_ms)" "worst PING, idle, as long"
+row "claim+ack, 3 queues on 3 masters (cycles/s)" "$(kv "$o_so_c" per_sec)" "$(kv "$o_so_s" per_sec)" "the same 3 queues on one server"
+row "  per CPU-second of the busiest server" "$(kv "$o_so_c" per_busiest_cpu_s)" "$(kv "$o_so_s" per_busiest_cpu_s)" "the same 3 queues on one server"
 echo
 echo "oversize event: peak RSS $(mib "$(kv "$o_big" peak_rss_kib)") MiB for a $((BIG >> 20)) MiB payload = $(awk -v k="$(kv "$o_big" peak_rss_kib)" -v b="$BIG" 'BEGIN { printf "%.2f", k * 1024 / b }') x payload (bound: 2 x payload + a small constant)"
 echo "reaper: $ORPHANS expired leases back in pending in $(kv "$o_rexp" wall_ms) ms ($(kv "$o_rexp" batches) scripts, longest $(kv "$o_rexp" max_script_ms) ms);" \
 	"$ORPHANS never-leased in $(kv "$o_runl" wall_ms) ms ($(kv "$o_runl" batches) scripts, longest $(kv "$o_runl" max_script_ms) ms)"
+echo "scale-out: queues $(kv "$o_so_c" queues) on masters $(kv "$o_so_c" masters), $SO_CONSUMERS consumers each:" \
+	"$(kv "$o_so_c" per_sec) cycles/s on the cluster vs $(kv "$o_so_s" per_sec) on one server = $(awk -v c="$(kv "$o_so_c" per_sec)" -v s="$(kv "$o_so_s" per_sec)" 'BEGIN { printf "%.2f", c / s }') x here ($(nproc) CPUs shared by the 3 masters and the client);" \
+	"the busiest server spent $(kv "$o_so_c" busiest_server_cpu_s) of $(kv "$o_so_c" servers_cpu_s) server CPU-seconds on the cluster vs $(kv "$o_so_s" busiest_server_cpu_s) alone:" \
+	"with a core per master the servers' capacity is $(awk -v c="$(kv "$o_so_c" per_busiest_cpu_s)" -v s="$(kv "$o_so_s" per_busiest_cpu_s)" 'BEGIN { printf "%.2f", c / s }') x one server's"
 echo "(ratio = ours/baseline; ${SECONDS_EACH}s per measurement of ours, $RUNS process runs; reproduce: scripts/bench.sh)"

@@ -24,6 +24,11 @@
 //	    meanwhile a second connection PINGs in a loop: worst PING latency
 //	    during the reap vs during as long idle, and the longest script
 //	    (SLOWLOG with threshold 0)
+//	bench scaleout -mode cluster -addr A,B,C -queues 3 -consumers 4 -duration 3s
+//	bench scaleout -mode standalone -addr A -names {bench-0},{bench-4},...
+//	    aggregate claim+ack cycles/s of several queues at once: on a cluster
+//	    one queue (hash tag) per master, picked and printed (queues=...);
+//	    on one server the same queues (scaleout.go)
 //
 // It exits non-zero when a measurement could not be made or the queue is
 // not in the expected state afterwards.
@@ -58,7 +63,7 @@ func main() {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap [flags]")
+		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap|scaleout [flags]")
 	}
 	ctx := context.Background()
 	switch args[0] {
@@ -75,8 +80,10 @@ func run(args []string, out io.Writer) error {
 		return execRuns(ctx, args[1:], out)
 	case "reap":
 		return reap(ctx, args[1:], out)
+	case "scaleout":
+		return scaleOut(ctx, args[1:], out)
 	default:
-		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec or reap", args[0])
+		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec, reap or scaleout", args[0])
 	}
 }
 
