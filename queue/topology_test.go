@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +33,9 @@ type topology struct {
 	// flush empties every master (the cases run one after the other, each
 	// on clean data, so a snapshot's KEYS * sees only its queue).
 	flush func()
+	// auth is the credentials part of the environment: the documented
+	// least-privilege users (see applyDocumentedACLs).
+	auth map[string]string
 }
 
 // topologyQueue is one queue opened as the binaries open it, plus a view of
@@ -46,6 +51,9 @@ type topologyQueue struct {
 func (tp topology) open(t *testing.T, name string, extra ...string) topologyQueue {
 	t.Helper()
 	env := tp.env(name)
+	for k, v := range tp.auth {
+		env[k] = v
+	}
 	env["QUEUE"] = name
 	env["LEASE_DURATION"] = "1s"
 	env["MAX_ATTEMPTS"] = "3"
@@ -98,8 +106,9 @@ func openQueueWith(t *testing.T, env map[string]string, hook func(redis.Universa
 	return q
 }
 
-func clusterTopology(c *redistest.Cluster) topology {
+func clusterTopology(c *redistest.Cluster, auth map[string]string) topology {
 	return topology{
+		auth: auth,
 		// One seed only, and never the master of the queue's slot: the
 		// client must find it through MOVED and the slot map.
 		env: func(name string) map[string]string {
@@ -120,8 +129,9 @@ func clusterTopology(c *redistest.Cluster) topology {
 	}
 }
 
-func sentinelTopology(s *redistest.Sentinel) topology {
+func sentinelTopology(s *redistest.Sentinel, auth map[string]string) topology {
 	return topology{
+		auth: auth,
 		env: func(string) map[string]string {
 			return map[string]string{
 				"REDIS_MODE": "sentinel", "REDIS_ADDR": strings.Join(s.SentinelAddrs(), ","),
@@ -452,6 +462,125 @@ func topologyCases() []struct {
 	}
 }
 
+// Passwords of the topology tests' users: the default user (the helpers,
+// the test's own checks) and the documented least-privilege users the
+// queues run as.
+const (
+	adminPassword    = "admin-pw"
+	appPassword      = "app-pw"
+	kedaPassword     = "keda-pw"
+	sentinelPassword = "sentinel-pw"
+)
+
+func appAuth() map[string]string {
+	return map[string]string{"REDIS_USERNAME": "redis-keda", "REDIS_PASSWORD": appPassword}
+}
+
+// applyDocumentedACLs creates the users k8s/README.md documents — the base
+// users of "Redis ACLs" (ACL SETUSER lines), plus the lines of "Redis
+// Cluster and Sentinel" run on every data node (redis-cli -h NODE ...),
+// and on the sentinels their own user (redis-cli -h SENTINEL ...) — and
+// makes the nodes keep them across a restart (CONFIG REWRITE). The app
+// user's key patterns name the queue "events"; the tests' other queues are
+// hash tags ({q0}, {durable}, ...), added as ~{*}*.
+func applyDocumentedACLs(t *testing.T, nodes []*redistest.Server, sentinels []*redistest.Server) {
+	t.Helper()
+	pw := map[string]string{"APP_PASSWORD": appPassword, "KEDA_PASSWORD": kedaPassword, "SENTINEL_PASSWORD": sentinelPassword}
+	base := aclCommands(t, pw)
+	if base["redis-keda"] == nil || base["keda"] == nil {
+		t.Fatalf("k8s/README.md does not document the users redis-keda and keda: %v", base)
+	}
+	extra := map[string][][]any{}
+	b, err := os.ReadFile("../k8s/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, where := range []string{"NODE", "SENTINEL"} {
+			if rest, ok := strings.CutPrefix(line, "redis-cli -h "+where+" "); ok {
+				var args []any
+				for _, f := range strings.Fields(rest) {
+					for ph, p := range pw {
+						f = strings.ReplaceAll(f, ph, p)
+					}
+					args = append(args, f)
+				}
+				extra[where] = append(extra[where], args)
+			}
+		}
+	}
+	if len(extra["NODE"]) != 2 || len(extra["SENTINEL"]) != 1 {
+		t.Fatalf("k8s/README.md: %d cluster node lines and %d sentinel lines, want 2 and 1", len(extra["NODE"]), len(extra["SENTINEL"]))
+	}
+	for _, n := range nodes {
+		for _, args := range []string{"redis-keda", "keda"} {
+			n.Do(base[args]...)
+		}
+		for _, args := range extra["NODE"] {
+			n.Do(args...)
+		}
+		n.Do("ACL", "SETUSER", "redis-keda", "~{*}*")
+		n.Do("CONFIG", "REWRITE")
+	}
+	for _, s := range sentinels {
+		for _, args := range extra["SENTINEL"] {
+			s.Do(args...)
+		}
+	}
+}
+
+// kedaUserCounts runs KEDA's list-length script (pkg/scalers/redis_scaler.go)
+// as the documented keda user, through the client KEDA's redis-cluster or
+// redis-sentinel trigger builds, and checks that the user cannot write.
+func kedaUserCounts(t *testing.T, keda redis.UniversalClient) {
+	t.Helper()
+	defer keda.Close()
+	ctx := context.Background()
+	if err := keda.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING as the keda user (KEDA pings when it connects): %v", err)
+	}
+	const script = `local listName = KEYS[1]
+local listType = redis.call('type', listName).ok
+if listType == 'zset' then return redis.call('zcard', listName)
+elseif listType == 'set' then return redis.call('scard', listName)
+elseif listType == 'hash' then return redis.call('hlen', listName)
+elseif listType == 'list' or listType == 'none' then return redis.call('llen', listName)
+else return redis.error_reply('ERR unsupported key type: ' .. listType) end`
+	n, err := keda.Eval(ctx, script, []string{"events"}).Int64()
+	if err != nil || n != 0 {
+		t.Fatalf("KEDA's script as the keda user: %d, %v; want 0", n, err)
+	}
+	if err := keda.LPush(ctx, "events", "x").Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
+		t.Fatalf("LPUSH as the keda user: %v, want NOPERM", err)
+	}
+	t.Logf("keda user: PING and KEDA's list-length script work (LLEN events = %d), LPUSH is refused", n)
+}
+
+// noDeniedCommands: no node or sentinel logged a command the documented
+// users were refused (ACL LOG), whatever the failovers made of them — but
+// the keda user's deliberate LPUSH (kedaUserCounts).
+func noDeniedCommands(t *testing.T, servers []*redistest.Server) {
+	t.Helper()
+	for _, s := range servers {
+		if !s.Running() {
+			continue
+		}
+		log, _ := s.Do("ACL", "LOG").([]any)
+		for _, e := range log {
+			f := map[string]string{}
+			if kv, ok := e.([]any); ok {
+				for i := 0; i+1 < len(kv); i += 2 {
+					f[fmt.Sprint(kv[i])] = fmt.Sprint(kv[i+1])
+				}
+			}
+			if f["username"] == "keda" && f["object"] == "lpush" {
+				continue
+			}
+			t.Errorf("%s: ACL LOG: %v: a documented user lacks a permission", s.Addr, f)
+		}
+	}
+}
+
 // runCases runs every transition on tp, each on a fresh queue named
 // {q<n>} (the names spread over a cluster's masters).
 func runCases(t *testing.T, tp topology) {
@@ -595,42 +724,53 @@ func llen(t *testing.T, srv *redistest.Server, key string) int64 {
 }
 
 func TestQueueOnCluster(t *testing.T) {
-	c := redistest.StartCluster(t)
+	c := redistest.StartCluster(t, redistest.WithPassword(adminPassword))
 	t.Logf("cluster created in %s", c.Created.Round(time.Millisecond))
-	tp := clusterTopology(c)
+	applyDocumentedACLs(t, c.Nodes, nil)
+	tp := clusterTopology(c, appAuth())
 	runCases(t, tp)
 	if t.Failed() {
 		return
 	}
 	// Steps on the same cluster, in order (not subtests: the cluster helpers
 	// fail the test that started the cluster).
-	standaloneOnClusterNode(t, c)
+	kedaUserCounts(t, redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), Username: "keda", Password: kedaPassword, MaxRetries: -1}))
+	standaloneOnClusterNode(t, c, tp)
 	lostClaimReply(t, tp, "{cut}")
 	clusterDurablePublish(t, c, tp)
 	reapDuringMigration(t, c, tp, "{moving-a}", false)
 	reapDuringMigration(t, c, tp, "{moving-b}", true)
 	clusterClaimThroughFailovers(t, c, tp)
+	noDeniedCommands(t, c.Nodes)
 }
 
 func TestQueueOnSentinel(t *testing.T) {
-	s := redistest.StartSentinel(t)
+	s := redistest.StartSentinel(t, redistest.WithPassword(adminPassword), redistest.WithSentinelPassword(adminPassword))
 	t.Logf("sentinel set ready in %s", s.Started.Round(time.Millisecond))
-	tp := sentinelTopology(s)
+	applyDocumentedACLs(t, s.Nodes, s.Sentinels)
+	auth := appAuth()
+	auth["REDIS_SENTINEL_USERNAME"], auth["REDIS_SENTINEL_PASSWORD"] = "redis-keda-sentinel", sentinelPassword
+	tp := sentinelTopology(s, auth)
 	runCases(t, tp)
 	if t.Failed() {
 		return
 	}
+	kedaUserCounts(t, redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: s.MasterName, SentinelAddrs: s.SentinelAddrs(), Username: "keda", Password: kedaPassword,
+		SentinelUsername: "redis-keda-sentinel", SentinelPassword: sentinelPassword, MaxRetries: -1,
+	}))
 	lostClaimReply(t, tp, "events")
 	sentinelDurablePublish(t, s, tp)
 	sentinelSplitBrain(t, s, tp)
 	sentinelClaimThroughFailovers(t, s, tp)
+	noDeniedCommands(t, append(slices.Clone(s.Nodes), s.Sentinels...))
 }
 
 // standaloneOnClusterNode: REDIS_MODE=standalone (the default) pointed at
 // a cluster node that does not own the queue's slot fails at once with a
 // configuration error naming REDIS_MODE, instead of retrying MOVED for
 // REDIS_RETRY_TIMEOUT.
-func standaloneOnClusterNode(t *testing.T, c *redistest.Cluster) {
+func standaloneOnClusterNode(t *testing.T, c *redistest.Cluster, tp topology) {
 	const name = "{standalone}"
 	owner := c.MasterOf(name)
 	var other *redistest.Server
@@ -639,7 +779,11 @@ func standaloneOnClusterNode(t *testing.T, c *redistest.Cluster) {
 			other = m
 		}
 	}
-	q := openQueue(t, map[string]string{"REDIS_ADDR": other.Addr, "QUEUE": name})
+	env := map[string]string{"REDIS_ADDR": other.Addr, "QUEUE": name}
+	for k, v := range tp.auth {
+		env[k] = v
+	}
+	q := openQueue(t, env)
 	start := time.Now()
 	_, err := q.ClaimWith(context.Background(), ClaimOptions{Timeout: time.Second, RetryTimeout: time.Minute})
 	want := fmt.Sprintf("MOVED %d %s; REDIS_ADDR is a Redis Cluster node that does not serve this key: set REDIS_MODE=cluster", c.Slot(name), owner.Addr)
@@ -1056,7 +1200,11 @@ func sentinelClaimThroughFailovers(t *testing.T, s *redistest.Sentinel, tp topol
 func migrateKeys(t *testing.T, src, dst *redistest.Server, keys ...string) {
 	t.Helper()
 	host, port, _ := strings.Cut(dst.Addr, ":")
-	args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+	args := []any{"MIGRATE", host, port, "", 0, 5000}
+	if dst.Password != "" {
+		args = append(args, "AUTH", dst.Password)
+	}
+	args = append(args, "KEYS")
 	for _, k := range keys {
 		args = append(args, k)
 	}
