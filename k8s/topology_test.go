@@ -39,6 +39,9 @@ func topologyCases() []topologyCase {
 		{name: "redis-sentinel", components: []string{"redis-sentinel"}, mode: queue.ModeSentinel, external: []string{redisSecret}},
 		{name: "redis-cluster+publisher-pdb", components: []string{"redis-cluster", "publisher-pdb"},
 			mode: queue.ModeCluster, external: []string{redisSecret}},
+		// Either order: neither component replaces what the other adds.
+		{name: "redis-tls-ca+redis-cluster", components: []string{"redis-tls-ca", "redis-cluster"},
+			mode: queue.ModeCluster, external: []string{redisSecret, redisCASecret}},
 		{name: "redis-sentinel+redis-tls-ca+publisher-pdb", components: []string{"redis-sentinel", "redis-tls-ca", "publisher-pdb"},
 			mode: queue.ModeSentinel, external: []string{redisSecret, redisCASecret}},
 	}
@@ -56,6 +59,12 @@ func TestClusterAndSentinelPackaging(t *testing.T) {
 					relFrom(t, tmp, "base"))
 				for _, c := range tc.components {
 					fmt.Fprintf(&b, "  - %s\n", relFrom(t, tmp, filepath.Join("components", c)))
+				}
+				// What an overlay sets (the components leave it to the overlay).
+				b.WriteString("configMapGenerator:\n  - name: redis-keda-config\n    behavior: merge\n    literals:\n")
+				b.WriteString("      - REDIS_ADDR=redis-0.example:6379,redis-1.example:6379\n      - REDIS_MIN_REPLICAS=1\n")
+				if tc.mode == queue.ModeSentinel {
+					b.WriteString("      - REDIS_SENTINEL_MASTER=mymaster\n      - REDIS_SENTINEL_USERNAME=sentinel-user\n")
 				}
 				dir = writeKustomization(t, tmp, b.String())
 			}
