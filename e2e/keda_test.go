@@ -65,6 +65,7 @@ func TestKEDA(t *testing.T) {
 	t.Run("poison payloads", func(t *testing.T) { testPoison(ctx, t, b) })
 	t.Run("chaos", func(t *testing.T) { testChaos(ctx, t, b) })
 	t.Run("prod overlay with TLS and ACL users", func(t *testing.T) { testProdTLSACL(ctx, t, b) })
+	t.Run("redis cluster and sentinel", func(t *testing.T) { testTopologies(ctx, t, b) })
 }
 
 func startBed(ctx context.Context, t *testing.T) *bed {
