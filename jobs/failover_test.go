@@ -195,8 +195,11 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 	}
 	start := time.Now()
 	deadline := start.Add(4 * time.Minute)
-	stop := make(chan struct{})
-	var bg sync.WaitGroup
+	// Everything below stops when the run is over, or when the test fails
+	// half-way: the cleanup cancels and waits.
+	runCtx, stop := context.WithCancel(ctx)
+	var bg, jobs sync.WaitGroup
+	t.Cleanup(func() { stop(); jobs.Wait(); bg.Wait() })
 	var cutOff atomic.Bool // the replicas are cut off: acknowledged events may vanish
 
 	// Publishers: a batch every 300 ms (both queues publish for 30 batches);
@@ -214,7 +217,7 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 				}
 				for {
 					select {
-					case <-stop:
+					case <-runCtx.Done():
 						return
 					case <-time.After(300 * time.Millisecond):
 					}
@@ -250,7 +253,7 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 		bg.Go(func() {
 			for {
 				select {
-				case <-stop:
+				case <-runCtx.Done():
 					return
 				case <-time.After(200 * time.Millisecond):
 				}
@@ -265,15 +268,14 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 		"REDIS_RETRY_TIMEOUT=30s", "MAX_EVENTS=1")}
 	var publishing atomic.Bool
 	publishing.Store(true)
-	var jobs sync.WaitGroup
 	jobs.Go(func() {
-		for time.Now().Before(deadline) {
+		for time.Now().Before(deadline) && runCtx.Err() == nil {
 			var runners sync.WaitGroup
 			for _, cq := range queues {
 				for r := range cq.runners {
 					runners.Go(func() {
 						rng := rand.New(rand.NewPCG(uint64(r), uint64(time.Now().UnixNano())))
-						for time.Now().Before(deadline) && (publishing.Load() || busy(ctx, cq.q)) {
+						for time.Now().Before(deadline) && runCtx.Err() == nil && (publishing.Load() || busy(ctx, cq.q)) {
 							p := f.start(t, "QUEUE="+cq.name)
 							kill := rng.IntN(4) == 0
 							if kill {
@@ -336,7 +338,7 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 	published.Wait()
 	publishing.Store(false)
 	jobs.Wait()
-	close(stop)
+	stop()
 	bg.Wait()
 	elapsed := time.Since(start)
 

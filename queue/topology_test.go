@@ -410,8 +410,13 @@ func topologyCases() []struct {
 			const raw = `{"id":"late","wait":5}`
 			for try := 0; ; try++ {
 				cctx, cancel := context.WithCancel(ctx)
-				errc := make(chan error, 1)
-				go func() { _, err := q.ClaimWith(cctx, ClaimOptions{Timeout: 30 * time.Second}); errc <- err }()
+				errc, done := make(chan error, 1), make(chan struct{})
+				go func() {
+					defer close(done)
+					_, err := q.ClaimWith(cctx, ClaimOptions{Timeout: 30 * time.Second})
+					errc <- err
+				}()
+				t.Cleanup(func() { cancel(); <-done })
 				waitUntil(t, func() bool { s, _ := q.Stats(ctx); return s.Claiming == 1 })
 				time.Sleep(50 * time.Millisecond)
 				cancel() // SIGTERM, and the event arrives while BRPOPLPUSH still blocks
@@ -599,13 +604,18 @@ type claimResult struct {
 }
 
 // claimAsync starts ClaimWith as the jobs binary calls it (a 1s wait slice,
-// retries for retry) and returns where its result will arrive.
-func claimAsync(q *Queue, timeout, retry time.Duration) <-chan claimResult {
+// retries for retry) and returns where its result will arrive. When the
+// test ends first, the claim is interrupted and waited for.
+func claimAsync(t *testing.T, q *Queue, timeout, retry time.Duration) <-chan claimResult {
+	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan claimResult, 1)
+	done := make(chan struct{})
 	go func() {
-		d, err := q.ClaimWith(context.Background(), ClaimOptions{Timeout: timeout, RetryTimeout: retry})
+		defer close(done)
+		d, err := q.ClaimWith(ctx, ClaimOptions{Timeout: timeout, RetryTimeout: retry})
 		ch <- claimResult{d, err}
 	}()
+	t.Cleanup(func() { cancel(); <-done })
 	return ch
 }
 
@@ -655,7 +665,7 @@ func lostClaimReply(t *testing.T, tp topology, name string) {
 	q := tp.open(t, name)
 	const raw = `{"id":"cut","wait":1}`
 	for try := 1; ; try++ {
-		ch := claimAsync(q.Queue, 10*time.Second, 10*time.Second)
+		ch := claimAsync(t, q.Queue, 10*time.Second, 10*time.Second)
 		master := tp.master(name)
 		id := blockedClaimer(t, master)
 		admin := master.Client()
@@ -896,7 +906,7 @@ func clusterClaimThroughFailovers(t *testing.T, c *redistest.Cluster, tp topolog
 	const name = "{blocked}"
 	q := tp.open(t, name)
 	for step, kill := range []bool{false, true} {
-		ch := claimAsync(q.Queue, 30*time.Second, 30*time.Second)
+		ch := claimAsync(t, q.Queue, 30*time.Second, 30*time.Second)
 		owner := c.MasterOf(name)
 		blockedClaimer(t, owner)
 		replica := c.ReplicaOf(owner)[0]
@@ -1132,7 +1142,7 @@ func sentinelClaimThroughFailovers(t *testing.T, s *redistest.Sentinel, tp topol
 	const name = "events"
 	q := tp.open(t, name)
 	for step, kill := range []bool{false, true} {
-		ch := claimAsync(q.Queue, 30*time.Second, 30*time.Second)
+		ch := claimAsync(t, q.Queue, 30*time.Second, 30*time.Second)
 		old := s.Master()
 		blockedClaimer(t, old)
 		if n := old.Do("WAIT", 2, 4000); n != int64(2) { // the registration is on both replicas
