@@ -15,10 +15,13 @@ import (
 // Sentinel timings of StartSentinel: a master unreachable for
 // SentinelDownAfter is subjectively down; with the quorum (2 of 3) it is
 // failed over. SentinelFailoverTimeout bounds one failover attempt (and
-// delays a retry to twice that).
+// delays a retry to twice that). SentinelDownAfter is 2 s, not less: on a
+// loaded 2-core machine a master that is alive can miss the sentinels'
+// PINGs for a second, and the failover they then start is one the test did
+// not ask for (see Failovers).
 const (
 	SentinelMasterName      = "mymaster"
-	SentinelDownAfter       = time.Second
+	SentinelDownAfter       = 2 * time.Second
 	SentinelFailoverTimeout = 5 * time.Second
 )
 
@@ -238,6 +241,43 @@ func (s *Sentinel) WaitReplica(n *Server, timeout time.Duration) time.Duration {
 		link := n.infoField("replication", "master_link_status")
 		if role != "slave" || port != mport || link != "up" {
 			return fmt.Sprintf("%s: role:%s master_port:%s master_link_status:%s (master is %s)", n.Addr, role, port, link, m.Addr)
+		}
+		return ""
+	})
+}
+
+// Failovers counts the failovers the sentinels have carried out so far
+// (+switch-master in their logs; the most any running sentinel logged).
+func (s *Sentinel) Failovers() int {
+	n := 0
+	for _, sn := range s.Sentinels {
+		n = max(n, strings.Count(sn.Log(), "+switch-master "))
+	}
+	return n
+}
+
+// WaitSettled waits until every running data node other than the master
+// is an in-sync replica of it, as all running sentinels report the master
+// (after a failover, a restart, a resumed replica; it follows a further
+// failover the sentinels start meanwhile). It returns how long that took.
+func (s *Sentinel) WaitSettled(timeout time.Duration) time.Duration {
+	s.t.Helper()
+	return waitFor(s.t, timeout, "every running data node a replica of the master", func() string {
+		m, why := s.masterView()
+		if why != "" {
+			return why
+		}
+		_, mport, _ := net.SplitHostPort(m.Addr)
+		for _, n := range s.Nodes {
+			if n == m || !n.Running() {
+				continue
+			}
+			role := n.infoField("replication", "role")
+			port := n.infoField("replication", "master_port")
+			link := n.infoField("replication", "master_link_status")
+			if role != "slave" || port != mport || link != "up" {
+				return fmt.Sprintf("%s: role:%s master_port:%s master_link_status:%s (master is %s)", n.Addr, role, port, link, m.Addr)
+			}
 		}
 		return ""
 	})

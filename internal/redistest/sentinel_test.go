@@ -39,6 +39,9 @@ func TestSentinelFailoverAndRestart(t *testing.T) {
 	if !slices.Contains(replicas, promoted) {
 		t.Fatalf("promoted %s, not one of the replicas", promoted.Addr)
 	}
+	if n := s.Failovers(); n != 1 {
+		t.Errorf("Failovers() = %d after one failover", n)
+	}
 	if got := promoted.Do("GET", "k"); got != "v1" {
 		t.Fatalf("GET on the new master = %v, want v1", got)
 	}
