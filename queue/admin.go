@@ -314,28 +314,30 @@ func (q *Queue) listPage(ctx context.Context, key string, start, stop int64, pre
 	return replyInt(res[0]), out, nil
 }
 
-// claimsScript reads the claim lists of some tokens.
+// claimsScript reads the claim lists of some tokens. Every key is in KEYS
+// (as in the reaper): while a Redis Cluster migrates the queue's slot, Redis
+// answers TRYAGAIN/ASK before running it instead of failing half-way.
 //
 // KEYS[1] leases zset
 // KEYS[2] claimed zset
-// ARGV[1] claim list prefix ({q}:claim:), the token is appended
-// ARGV[2] bytes of each entry to return
-// ARGV[3...] claim tokens
+// KEYS[2+i] claim list of token i
+// ARGV[1] bytes of each entry to return
+// ARGV[1+i] claim token i
 // Output: for each token: {deadline or nil, leased at or nil, header or nil,
 // entry size, entry sha1, entry prefix} — an empty table for a claim list
 // without an entry.
 var claimsScript = redis.NewScript(`
-local n = tonumber(ARGV[2])
+local n = tonumber(ARGV[1])
 local out = {}
-for i = 3, #ARGV do
-  local c = redis.call('LRANGE', ARGV[1] .. ARGV[i], 0, -1)
+for i = 1, #KEYS - 2 do
+  local c = redis.call('LRANGE', KEYS[2 + i], 0, -1)
   if #c == 0 then
     out[#out + 1] = {}
   else
     local e = c[#c]
     local h = false
     if #c >= 2 then h = c[1] end
-    out[#out + 1] = {redis.call('ZSCORE', KEYS[1], ARGV[i]) or false, redis.call('ZSCORE', KEYS[2], ARGV[i]) or false,
+    out[#out + 1] = {redis.call('ZSCORE', KEYS[1], ARGV[1 + i]) or false, redis.call('ZSCORE', KEYS[2], ARGV[1 + i]) or false,
       h, #e, redis.sha1hex(e), string.sub(e, 1, n)}
   end
 end
@@ -348,12 +350,15 @@ func (q *Queue) claims(ctx context.Context, tokens []string, prefix int) ([]Entr
 	if len(tokens) == 0 {
 		return nil, nil
 	}
-	args := make([]any, 0, 2+len(tokens))
-	args = append(args, q.claimPrefix, prefix)
+	keys := make([]string, 0, 2+len(tokens))
+	keys = append(keys, q.leases, q.claimed)
+	args := make([]any, 0, 1+len(tokens))
+	args = append(args, prefix)
 	for _, t := range tokens {
+		keys = append(keys, q.claimPrefix+t)
 		args = append(args, t)
 	}
-	res, err := claimsScript.Run(ctx, q.rdb, []string{q.leases, q.claimed}, args...).Slice()
+	res, err := claimsScript.Run(ctx, q.rdb, keys, args...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("read claims of %s: %w", q.pending, err)
 	}
