@@ -51,9 +51,12 @@ func (q *Queue) push(ctx context.Context, args []any) error {
 //
 // Replication is asynchronous: a master can acknowledge an LPUSH and die
 // before any replica has it, and the promoted replica then never saw the
-// batch. Once WAIT has counted MinReplicas replicas, the batch survives a
-// failover unless the master and all of those replicas are lost (Sentinel
-// and Cluster promote the most up-to-date replica they can reach).
+// batch. Once WAIT has counted MinReplicas replicas, the batch survives the
+// master's loss unless those replicas are lost too (Sentinel and Cluster
+// promote the most up-to-date replica they can reach) — but not a split
+// brain: a replica promoted while the old master still takes writes that
+// its other replicas acknowledge. Waiting for every replica rules that out
+// too (the promoted one stopped acknowledging when it was promoted).
 //
 // An LPUSH that provably did not run — refused with a transient error
 // (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, READONLY, LOADING) or never sent (the
