@@ -4,8 +4,10 @@
 // real KEDA operator (v2.21.0), run out of cluster. Every process listens on
 // 127.0.0.1 on ports picked at start, so several clusters can run at once.
 //
-// There is no kubelet and no container runtime: pods only run when a node
-// stand-in (package e2e/node) is started against the cluster.
+// Pods run on one of two nodes: the stand-in (package e2e/node, local
+// processes, no kubelet), or the real node (package e2e/realnode: kubelet,
+// containerd, runc, kube-proxy, CoreDNS), for which Start is given
+// Options.NodeIP.
 package cluster
 
 import (
@@ -48,6 +50,19 @@ type Options struct {
 	// StopGrace is how long each process gets between SIGTERM and SIGKILL
 	// (default 10s).
 	StopGrace time.Duration
+
+	// NodeIP, when set, prepares the control plane for the real node
+	// (package realnode): the apiserver listens on every address of its
+	// network namespace (which realnode makes private) and advertises
+	// NodeIP, so pods reach it through the "kubernetes" Service; the
+	// ServiceAccount admission plugin is on (pods get tokens); the Node
+	// authorizer runs; the apiserver talks to kubelets with the admin cert
+	// and verifies their serving certs with the cluster CA; the controllers
+	// a real workload needs (EndpointSlices, StatefulSets, PV binding) run.
+	NodeIP string
+	// KEDAInCluster installs KEDA's CRDs but runs no operator process: the
+	// real node deploys the operator as a pod.
+	KEDAInCluster bool
 }
 
 // Cluster is a running control plane. Stop it with Stop.
@@ -103,7 +118,15 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	start := time.Now()
 	c.logf("work dir %s (process logs in %s)", c.workDir, c.LogDir())
 
-	if c.pki, err = newPKI(filepath.Join(c.workDir, "pki")); err != nil {
+	var extraIPs []net.IP
+	if opts.NodeIP != "" {
+		ip := net.ParseIP(opts.NodeIP)
+		if ip == nil {
+			return nil, fmt.Errorf("cluster: Options.NodeIP %q is not an IP address", opts.NodeIP)
+		}
+		extraIPs = append(extraIPs, ip)
+	}
+	if c.pki, err = newPKI(filepath.Join(c.workDir, "pki"), extraIPs...); err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
 	}
 	if err := c.startEtcd(ctx); err != nil {
@@ -119,7 +142,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c.logf("control plane ready in %s; kubeconfig: %s", time.Since(start).Round(time.Millisecond), c.kubeconfig)
-	if !opts.WithoutKEDA {
+	switch {
+	case opts.WithoutKEDA:
+	case opts.KEDAInCluster:
+		if err := c.installKEDACRDs(ctx); err != nil {
+			return nil, err
+		}
+		c.logf("KEDA CRDs installed (operator to be deployed in the cluster) in %s", time.Since(start).Round(time.Millisecond))
+	default:
 		if err := c.startKEDA(ctx); err != nil {
 			return nil, err
 		}
@@ -145,6 +175,42 @@ func (c *Cluster) BinDir() string { return c.opts.BinDir }
 
 // APIServerURL is https://127.0.0.1:PORT.
 func (c *Cluster) APIServerURL() string { return c.apiURL }
+
+// APIServerPort is the apiserver's secure port.
+func (c *Cluster) APIServerPort() int {
+	_, p, _ := net.SplitHostPort(strings.TrimPrefix(c.apiURL, "https://"))
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// CACert is the cluster CA's certificate (PEM file): client CA of the
+// apiserver, issuer of every serving cert.
+func (c *Cluster) CACert() string { return c.pki.CACert }
+
+// KEDACertDir holds ca.crt, tls.crt and tls.key for the KEDA operator.
+func (c *Cluster) KEDACertDir() string { return c.pki.KEDACertDir }
+
+// IssueClientCert writes a client cert and key for user cn in groups orgs,
+// signed by the cluster CA, into the PKI dir as <name>.crt/.key.
+func (c *Cluster) IssueClientCert(name, cn string, orgs ...string) (cert, key string, err error) {
+	return c.pki.issueClient(name, cn, orgs...)
+}
+
+// IssueServingCert writes a serving cert and key for ips and dns, signed
+// by the cluster CA, into the PKI dir as <name>.crt/.key.
+func (c *Cluster) IssueServingCert(name, cn string, ips []net.IP, dns []string) (cert, key string, err error) {
+	return c.pki.issueServing(name, cn, ips, dns)
+}
+
+// WriteKubeconfig writes a kubeconfig for the apiserver at server
+// (https://HOST:PORT) with the given client cert and key.
+func (c *Cluster) WriteKubeconfig(path, server, cert, key string) error {
+	kc := fmt.Sprintf(kubeconfigTemplate, server, c.pki.CACert, cert, key)
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return nil
+}
 
 // KEDAHealthURL is the base URL of the KEDA operator's health probe endpoint
 // (serving /healthz and /readyz), empty without KEDA.
@@ -338,27 +404,47 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		return err
 	}
 	k := c.pki
-	p, err := c.start("kube-apiserver", "kube-apiserver", nil,
+	args := []string{
 		"--etcd-servers", c.etcdURL,
-		"--bind-address", "127.0.0.1",
-		"--advertise-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(port),
 		"--tls-cert-file", k.ServingCert, "--tls-private-key-file", k.ServingKey,
 		"--client-ca-file", k.CACert,
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file", k.SAPub,
 		"--service-account-signing-key-file", k.SAKey,
-		"--service-cluster-ip-range", "10.0.0.0/24",
-		"--authorization-mode", "RBAC",
-		// ServiceAccount admission would require a token volume a stand-in
-		// node cannot mount; TaintNodesByCondition would taint the stand-in
-		// node not-ready at registration.
-		"--disable-admission-plugins", "ServiceAccount,TaintNodesByCondition",
-		"--endpoint-reconciler-type", "none",
+		"--service-cluster-ip-range", ServiceCIDR,
 		"--allow-privileged",
 		"--profiling=false",
 		"--v", "1",
-	)
+	}
+	if c.opts.NodeIP == "" {
+		args = append(args,
+			"--bind-address", "127.0.0.1",
+			"--advertise-address", "127.0.0.1",
+			"--authorization-mode", "RBAC",
+			// ServiceAccount admission would require a token volume a stand-in
+			// node cannot mount; TaintNodesByCondition would taint the stand-in
+			// node not-ready at registration.
+			"--disable-admission-plugins", "ServiceAccount,TaintNodesByCondition",
+			"--endpoint-reconciler-type", "none",
+		)
+	} else {
+		args = append(args,
+			// Every address of the network namespace realnode makes for the
+			// test: loopback and the node's bridge, nothing else.
+			"--bind-address", "0.0.0.0",
+			"--advertise-address", c.opts.NodeIP,
+			"--authorization-mode", "Node,RBAC",
+			// No node-lifecycle controller runs, so nothing would lift the
+			// not-ready taint this plugin puts on a registering node.
+			"--disable-admission-plugins", "TaintNodesByCondition",
+			"--kubelet-client-certificate", k.AdminCert,
+			"--kubelet-client-key", k.AdminKey,
+			"--kubelet-certificate-authority", k.CACert,
+			"--kubelet-preferred-address-types", "InternalIP",
+		)
+	}
+	p, err := c.start("kube-apiserver", "kube-apiserver", nil, args...)
 	if err != nil {
 		return err
 	}
@@ -404,7 +490,22 @@ func (c *Cluster) adminHTTPClient() (*http.Client, error) {
 
 func (c *Cluster) writeKubeconfig() error {
 	c.kubeconfig = filepath.Join(c.workDir, "kubeconfig")
-	kc := fmt.Sprintf(`apiVersion: v1
+	if err := c.WriteKubeconfig(c.kubeconfig, c.apiURL, c.pki.AdminCert, c.pki.AdminKey); err != nil {
+		return err
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	c.rest = cfg
+	return nil
+}
+
+// ServiceCIDR is the Service IP range of every cluster (the real node's
+// kube-proxy and CoreDNS use 10.0.0.1 and 10.0.0.10 from it).
+const ServiceCIDR = "10.0.0.0/24"
+
+const kubeconfigTemplate = `apiVersion: v1
 kind: Config
 clusters:
 - name: e2e
@@ -423,17 +524,7 @@ contexts:
     user: admin
     namespace: default
 current-context: e2e
-`, c.apiURL, c.pki.CACert, c.pki.AdminCert, c.pki.AdminKey)
-	if err := os.WriteFile(c.kubeconfig, []byte(kc), 0o600); err != nil {
-		return fmt.Errorf("write kubeconfig: %w", err)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
-	if err != nil {
-		return fmt.Errorf("load kubeconfig: %w", err)
-	}
-	c.rest = cfg
-	return nil
-}
+`
 
 // controllers are the kube-controller-manager controllers Jobs (and the odd
 // Deployment) need; nothing node-, volume- or cloud-related.
@@ -451,16 +542,33 @@ var controllers = []string{
 	"clusterrole-aggregation-controller",
 }
 
+// realNodeControllers run in addition for the real node: Services get
+// EndpointSlices (kube-proxy, CoreDNS), StatefulSets (the in-cluster Redis)
+// get pods and PVCs, PVCs get bound to the node's local PVs.
+var realNodeControllers = []string{
+	"endpoints-controller",
+	"endpointslice-controller",
+	"endpointslice-mirroring-controller",
+	"statefulset-controller",
+	"persistentvolume-binder-controller",
+	"persistentvolume-protection-controller",
+	"persistentvolumeclaim-protection-controller",
+}
+
 func (c *Cluster) startControllerManager(ctx context.Context) error {
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
+	ctrls := controllers
+	if c.opts.NodeIP != "" {
+		ctrls = append(append([]string(nil), controllers...), realNodeControllers...)
+	}
 	p, err := c.start("kube-controller-manager", "kube-controller-manager", nil,
 		"--kubeconfig", c.kubeconfig,
 		"--authentication-kubeconfig", c.kubeconfig,
 		"--authorization-kubeconfig", c.kubeconfig,
-		"--controllers", strings.Join(controllers, ","),
+		"--controllers", strings.Join(ctrls, ","),
 		"--leader-elect=false",
 		"--bind-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(port),
@@ -507,6 +615,18 @@ func (c *Cluster) startScheduler(ctx context.Context) error {
 // for client-side apply), creates namespace keda and runs the operator out
 // of cluster with the admin kubeconfig.
 func (c *Cluster) startKEDA(ctx context.Context) error {
+	if err := c.installKEDACRDs(ctx); err != nil {
+		return err
+	}
+	if _, err := c.Kubectl(ctx, "create", "namespace", "keda"); err != nil {
+		return fmt.Errorf("create namespace keda: %w", err)
+	}
+	return c.runKEDAOperator(ctx)
+}
+
+// installKEDACRDs applies KEDA's CRDs server-side (the ScaledJob CRD is too
+// big for client-side apply) and waits until they are established.
+func (c *Cluster) installKEDACRDs(ctx context.Context) error {
 	crds := filepath.Join(c.opts.BinDir, "keda-crds")
 	if _, err := c.Kubectl(ctx, "apply", "--server-side", "--field-manager", "e2e", "-k", crds); err != nil {
 		return fmt.Errorf("apply KEDA CRDs: %w", err)
@@ -532,9 +652,10 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if _, err := c.Kubectl(ctx, "create", "namespace", "keda"); err != nil {
-		return fmt.Errorf("create namespace keda: %w", err)
-	}
+	return nil
+}
+
+func (c *Cluster) runKEDAOperator(ctx context.Context) error {
 	ports, err := freePorts(3)
 	if err != nil {
 		return err

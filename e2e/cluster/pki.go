@@ -35,6 +35,8 @@ type pki struct {
 
 	KEDACertDir string // ca.crt, tls.crt, tls.key for the KEDA operator
 	KEDACADir   string // ca.crt only: extra CAs KEDA trusts for scaler TLS
+
+	ca *certAuthority // signs further certs (real node: kubelet, kube-proxy)
 }
 
 type certAuthority struct {
@@ -180,8 +182,9 @@ var servingDNS = []string{
 }
 
 // newPKI writes a CA, the apiserver serving cert, an admin client cert, a
-// service-account key pair and the KEDA operator's cert dir under dir.
-func newPKI(dir string) (*pki, error) {
+// service-account key pair and the KEDA operator's cert dir under dir. The
+// serving certs also cover extraIPs (the real node's IP).
+func newPKI(dir string, extraIPs ...net.IP) (*pki, error) {
 	p := &pki{
 		Dir:         dir,
 		CACert:      filepath.Join(dir, "ca.crt"),
@@ -206,8 +209,10 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	caDER := ca.cert.Raw
+	p.ca = ca
 
 	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.0.0.1")}
+	ips = append(ips, extraIPs...)
 	if err := ca.issue(p.ServingCert, p.ServingKey, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -252,4 +257,28 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// issueClient writes <name>.crt/.key in the PKI dir: a client cert for
+// user cn in groups orgs.
+func (p *pki) issueClient(name, cn string, orgs ...string) (cert, key string, err error) {
+	cert, key = filepath.Join(p.Dir, name+".crt"), filepath.Join(p.Dir, name+".key")
+	err = p.ca.issue(cert, key, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn, Organization: orgs},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	return cert, key, err
+}
+
+// issueServing writes <name>.crt/.key in the PKI dir: a serving cert for
+// the given IPs and DNS names.
+func (p *pki) issueServing(name, cn string, ips []net.IP, dns []string) (cert, key string, err error) {
+	cert, key = filepath.Join(p.Dir, name+".crt"), filepath.Join(p.Dir, name+".key")
+	err = p.ca.issue(cert, key, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: ips,
+		DNSNames:    dns,
+	})
+	return cert, key, err
 }
