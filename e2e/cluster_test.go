@@ -140,7 +140,7 @@ func TestLocalCluster(t *testing.T) {
 // stopOnSignal tears the cluster down if the test binary gets SIGINT or
 // SIGTERM (go test's Ctrl-C), which would otherwise exit without running
 // t.Cleanup; Pdeathsig is only the last resort. The watcher ends with the test.
-func stopOnSignal(t *testing.T, n *node.Node, c *cluster.Cluster) {
+func stopOnSignal(t *testing.T, n interface{ Stop() error }, c *cluster.Cluster) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})

@@ -16,18 +16,21 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+
+	"github.com/redis-keda/redis-keda/e2e/cluster"
 )
 
 // Network layout of the sandbox. Pod and Service traffic never leaves it:
 // the bridge has no uplink, there is no default route beyond it and no
 // masquerading to the outside.
 const (
-	Bridge     = "rkbr0"         // the CNI bridge (made by Prepare)
-	NodeIP     = "10.244.0.1"    // the bridge's address: kubelet's node IP, the apiserver's advertise address
-	PodCIDR    = "10.244.0.0/24" // host-local IPAM range of the bridge
-	ClusterDNS = "10.0.0.10"     // CoreDNS Service IP, in cluster.ServiceCIDR
-	NodeName   = "e2e-node"      // the Node object
-	sandboxEnv = "REDIS_KEDA_E2E_SANDBOX"
+	Bridge      = "rkbr0"             // the CNI bridge (made by Prepare)
+	NodeIP      = "10.244.0.1"        // the bridge's address: kubelet's node IP, the apiserver's advertise address
+	PodCIDR     = "10.244.0.0/24"     // host-local IPAM range of the bridge
+	ClusterDNS  = "10.0.0.10"         // CoreDNS Service IP, in ServiceCIDR
+	ServiceCIDR = cluster.ServiceCIDR // Services (kube-proxy, CoreDNS)
+	NodeName    = "e2e-node"          // the Node object
+	sandboxEnv  = "REDIS_KEDA_E2E_SANDBOX"
 )
 
 // InSandbox reports whether this process runs inside the namespaces made by
@@ -75,6 +78,9 @@ func Prepare() error {
 		{"ip", "link", "add", Bridge, "type", "bridge"},
 		{"ip", "addr", "add", NodeIP + "/24", "dev", Bridge},
 		{"ip", "link", "set", Bridge, "up"},
+		// Services are reached from the node itself too (the tests, kubelet's
+		// probes go to pod IPs): kube-proxy's DNAT needs a route to start from.
+		{"ip", "route", "add", ServiceCIDR, "dev", Bridge, "src", NodeIP},
 	}
 	for _, s := range steps {
 		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
