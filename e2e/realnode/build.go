@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -49,4 +50,48 @@ func HostVersions(ctx context.Context, nodeDir string) (string, error) {
 	}
 	n.versions = v
 	return n.Versions(), nil
+}
+
+// Which is the one line `go tool task test` and `demo` print first:
+// "node: kubelet <v>, containerd <v>, runc <v>" when the machine can run the
+// real node (kubelet's version is the pin in tools/k8s/go.mod: it may not be
+// built yet), else "node: stand-in (<reason>)". E2E_NODE=standin forces the
+// stand-in.
+func Which(ctx context.Context, e2eDir string) (line string, real bool) {
+	ok, reason := Available()
+	if os.Getenv("E2E_NODE") == "standin" {
+		ok, reason = false, "E2E_NODE=standin"
+	}
+	if !ok {
+		return "node: stand-in (" + reason + ")", false
+	}
+	kubelet, err := modVersion(filepath.Join(e2eDir, "tools", "k8s", "go.mod"), "k8s.io/kubernetes")
+	if err != nil {
+		return "node: stand-in (" + err.Error() + ")", false
+	}
+	n := &Node{versions: map[string]string{"kubelet": kubelet}}
+	for name, cmd := range map[string][]string{"containerd": {"containerd", "--version"}, "runc": {"runc", "--version"}} {
+		out, err := exec.CommandContext(ctx, cmd[0], cmd[1:]...).CombinedOutput()
+		first, _, _ := strings.Cut(string(out), "\n")
+		if err != nil || semverRE.FindString(first) == "" {
+			return fmt.Sprintf("node: stand-in (%s --version: %v %s)", name, err, strings.TrimSpace(first)), false
+		}
+		n.versions[name] = semverRE.FindString(first)
+	}
+	return "node: " + n.Versions(), true
+}
+
+// modVersion reads the required version of module mod from a go.mod.
+func modVersion(gomod, mod string) (string, error) {
+	b, err := os.ReadFile(gomod)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", gomod, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+		if len(f) >= 2 && f[0] == mod && strings.HasPrefix(f[1], "v") {
+			return f[1], nil
+		}
+	}
+	return "", fmt.Errorf("no %s in %s", mod, gomod)
 }

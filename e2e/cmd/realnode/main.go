@@ -39,6 +39,7 @@ func run() error {
 	e2eDirFlag := flag.String("e2e-dir", ".", "the e2e folder, or any folder below/above it")
 	workDir := flag.String("work-dir", "", "node work dir (default: a temp dir, removed on exit)")
 	noKEDA := flag.Bool("no-keda", false, "do not deploy KEDA")
+	which := flag.Bool("which", false, "only print which node this machine runs (the line `go tool task test` starts with) and exit; with CI=true a machine that cannot run the real node exits 1")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -46,6 +47,14 @@ func run() error {
 	e2eDir, err := cluster.FindE2EDir(*e2eDirFlag)
 	if err != nil {
 		return err
+	}
+	if *which {
+		line, real := realnode.Which(ctx, e2eDir)
+		fmt.Println(line)
+		if !real && os.Getenv("CI") == "true" && os.Getenv("E2E_NODE") != "standin" {
+			return fmt.Errorf("CI must run the real node")
+		}
+		return nil
 	}
 	if !realnode.InSandbox() {
 		if ok, reason := realnode.Available(); !ok {
