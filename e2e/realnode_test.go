@@ -40,6 +40,7 @@ const (
 	devPolling     = 2 // pollingInterval, seconds
 	devMaxAttempts = 5 // MAX_ATTEMPTS (base)
 	devJobMemLimit = 32 << 20
+	devMaxPayload  = 1 << 20 // MAX_PAYLOAD_BYTES (base)
 	nonrootUID     = "65532"
 	redisCLIImage  = "redis-keda-e2e/redis:bookworm" // REDIS_CLI_IMAGE for task load / stats
 )
@@ -132,7 +133,7 @@ func startRealBed(ctx context.Context, t *testing.T) *realBed {
 	}
 	b.rdb = redis.NewClient(&redis.Options{Addr: svc.Spec.ClusterIP + ":6379", Password: devPassword})
 	t.Cleanup(func() { _ = b.rdb.Close() })
-	if b.q, err = queue.New(b.rdb, queue.Config{Name: "events", LeaseDuration: 30 * time.Second, MaxAttempts: devMaxAttempts, MaxWait: 5 * time.Minute}); err != nil {
+	if b.q, err = queue.New(b.rdb, queue.Config{Name: "events", LeaseDuration: 30 * time.Second, MaxAttempts: devMaxAttempts, MaxWait: 5 * time.Minute, MaxPayloadBytes: devMaxPayload}); err != nil {
 		t.Fatal(err)
 	}
 	t1 := time.Now()
@@ -572,20 +573,23 @@ func (b *realBed) scalingRun(ctx context.Context, t *testing.T, r *scalingRun) {
 
 func testRealOOM(ctx context.Context, t *testing.T, b *realBed) {
 	b.waitIdle(ctx, t, 2*time.Minute)
-	// 8 MiB of padding: the job holds the payload several times over while
-	// it decodes and leases it, far past its 32 MiB limit.
+	// 24 MiB: above MAX_PAYLOAD_BYTES, so the job would dead-letter it at
+	// once — but only after receiving it, and holding it costs ~1.6x its
+	// size (README's measurement), far past the job's 32 MiB limit. The
+	// kernel kills the job before it can lease or dead-letter the entry; the
+	// reaper must count each such delivery and dead-letter the event after
+	// MAX_ATTEMPTS. Pushed with a plain LPUSH: the queue's own Publish
+	// refuses oversize payloads.
 	const id = "oom-probe"
-	payload := fmt.Sprintf(`{"id":%q,"wait":1,"pad":%q}`, id, strings.Repeat("x", 8<<20))
+	payload := fmt.Sprintf(`{"id":%q,"wait":1,"pad":%q}`, id, strings.Repeat("x", 24<<20))
 	t0 := time.Now()
-	if err := b.q.PublishRaw(ctx, []byte(payload)); err != nil {
+	if err := b.rdb.LPush(ctx, "events", payload).Err(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { // leave nothing behind, whatever happened
-		_ = b.rdb.Del(context.Background(), "events", "{events}:processing", "{events}:leases", "{events}:attempts", "{events}:unleased").Err()
-	}()
+	defer b.dropQueue(t) // leave nothing behind, whatever happened
 	var dead []queue.DeadLetter
 	var oom []string
-	deadline := time.Now().Add(8 * time.Minute)
+	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		oom = b.w.oomKilledSince(t0)
 		var err error
@@ -595,22 +599,17 @@ func testRealOOM(ctx context.Context, t *testing.T, b *realBed) {
 		if len(dead) > 0 {
 			break
 		}
-		// Each OOM kill must count as a delivery: after k kills, k (or k-1
-		// while the last one is being noticed) attempts. Fewer means the
-		// event goes round for ever.
-		attempts, _ := b.rdb.HGet(ctx, "{events}:attempts", id).Int()
-		if len(oom) >= 3 && attempts < len(oom)-1 || len(oom) > devMaxAttempts+1 {
-			t.Fatalf("LOOPS: %d pods OOM-killed (exit 137) for one event, %d attempts recorded, not dead-lettered (MAX_ATTEMPTS %d): "+
-				"the kernel kills the job while it decodes the payload, before the lease script counts an attempt, and the reaper's rescue "+
-				"of never-leased entries puts it back without counting one; publisher: %s",
-				len(oom), attempts, devMaxAttempts, b.publisherState(ctx))
+		if len(oom) > devMaxAttempts+1 {
+			t.Fatalf("LOOPS: %d pods OOM-killed (exit 137) for one event, still not dead-lettered (MAX_ATTEMPTS %d); publisher: %s",
+				len(oom), devMaxAttempts, b.publisherState(ctx))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not dead-lettered after 8 min; %d OOM kills so far; publisher: %s", len(oom), b.publisherState(ctx))
+			t.Fatalf("not dead-lettered after 10 min; %d OOM kills so far; publisher: %s", len(oom), b.publisherState(ctx))
 		}
 		time.Sleep(time.Second)
 	}
-	t.Logf("dead-lettered after %s and %d OOM kills: %+v", time.Since(t0).Round(time.Second), len(oom), dead[0].Reason)
+	t.Logf("dead-lettered %s after the LPUSH, after %d OOM kills: attempts %d, size %d, reason %q; publisher: %s",
+		time.Since(t0).Round(time.Second), len(oom), dead[0].Attempts, dead[0].Size, dead[0].Reason, b.publisherState(ctx))
 	if len(oom) == 0 {
 		t.Fatal("no pod was OOM-killed")
 	}
@@ -620,8 +619,31 @@ func testRealOOM(ctx context.Context, t *testing.T, b *realBed) {
 			t.Errorf("%s: exit %d reason %s, want 137 OOMKilled", name, st.ExitCode, st.Reason)
 		}
 	}
-	if dead[0].Attempts != devMaxAttempts || len(oom) != devMaxAttempts {
-		t.Errorf("dead letter attempts %d after %d OOM kills, want %d and %d", dead[0].Attempts, len(oom), devMaxAttempts, devMaxAttempts)
+	if len(oom) != devMaxAttempts || dead[0].Attempts != devMaxAttempts {
+		t.Errorf("%d OOM kills, dead letter attempts %d; want %d and %d", len(oom), dead[0].Attempts, devMaxAttempts, devMaxAttempts)
+	}
+	if dead[0].Size != len(payload) || string(dead[0].Payload) != payload {
+		t.Errorf("dead letter keeps %d bytes (size %d), want the %d-byte payload unchanged", len(dead[0].Payload), dead[0].Size, len(payload))
+	}
+	if !strings.Contains(dead[0].Reason, fmt.Sprintf("never leased on delivery %d of %d", devMaxAttempts, devMaxAttempts)) {
+		t.Errorf("dead letter reason %q, want it to say the entry was never leased on delivery %d of %d", dead[0].Reason, devMaxAttempts, devMaxAttempts)
+	}
+	if out := b.publisherState(ctx); strings.Contains(out, "OOMKilled") {
+		t.Errorf("the publisher (its reaper handled the entry) was OOM-killed: %s", out)
+	}
+}
+
+// dropQueue deletes the queue's keys: pending, every claim list, leases,
+// claimed and dead (a test that failed mid-way leaves nothing behind).
+func (b *realBed) dropQueue(t *testing.T) {
+	ctx := context.Background()
+	keys := []string{"events", "{events}:leases", "{events}:claimed", "{events}:dead"}
+	tokens, _ := b.rdb.ZRange(ctx, "{events}:leases", 0, -1).Result()
+	for _, tok := range tokens {
+		keys = append(keys, "{events}:claim:"+tok)
+	}
+	if err := b.rdb.Del(ctx, keys...).Err(); err != nil {
+		t.Errorf("drop the queue's keys: %v", err)
 	}
 }
 
@@ -885,15 +907,17 @@ func (w *podWatch) podClaiming(ctx context.Context, b *realBed, id string) *core
 	return nil
 }
 
-// podsClaiming lists the running job pods while id is in flight.
+// podsClaiming lists the running job pods while id is in flight (leased:
+// its entry is in the claim list of a token in {events}:claimed).
 func (w *podWatch) podsClaiming(ctx context.Context, b *realBed, id string) []corev1.Pod {
-	entries, err := b.rdb.LRange(ctx, "{events}:processing", 0, -1).Result()
+	tokens, err := b.rdb.ZRange(ctx, "{events}:claimed", 0, -1).Result()
 	if err != nil {
 		return nil
 	}
 	inFlight := false
-	for _, e := range entries {
-		if strings.Contains(e, fmt.Sprintf(`"id":%q`, id)) && strings.Contains(e, `"claim"`) {
+	for _, tok := range tokens {
+		e, err := b.rdb.LIndex(ctx, "{events}:claim:"+tok, -1).Result()
+		if err == nil && strings.Contains(e, fmt.Sprintf(`"id":%q`, id)) {
 			inFlight = true
 		}
 	}
