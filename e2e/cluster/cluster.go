@@ -545,14 +545,16 @@ var controllers = []string{
 // realNodeControllers run in addition for the real node: Services get
 // EndpointSlices (kube-proxy, CoreDNS), StatefulSets (the in-cluster Redis)
 // get pods and PVCs, PVCs get bound to the node's local PVs.
-var realNodeControllers = []string{
-	"endpoints-controller",
-	"endpointslice-controller",
-	"endpointslice-mirroring-controller",
-	"statefulset-controller",
-	"persistentvolume-binder-controller",
-	"persistentvolume-protection-controller",
-	"persistentvolumeclaim-protection-controller",
+func realNodeControllers() []string {
+	return []string{
+		"endpoints-controller",
+		"endpointslice-controller",
+		"endpointslice-mirroring-controller",
+		"statefulset-controller",
+		"persistentvolume-binder-controller",
+		"persistentvolume-protection-controller",
+		"persistentvolumeclaim-protection-controller",
+	}
 }
 
 func (c *Cluster) startControllerManager(ctx context.Context) error {
@@ -562,7 +564,7 @@ func (c *Cluster) startControllerManager(ctx context.Context) error {
 	}
 	ctrls := controllers
 	if c.opts.NodeIP != "" {
-		ctrls = append(append([]string(nil), controllers...), realNodeControllers...)
+		ctrls = append(append([]string(nil), controllers...), realNodeControllers()...)
 	}
 	p, err := c.start("kube-controller-manager", "kube-controller-manager", nil,
 		"--kubeconfig", c.kubeconfig,

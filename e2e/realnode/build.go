@@ -73,10 +73,10 @@ func Which(ctx context.Context, e2eDir string) (line string, real bool) {
 	for name, cmd := range map[string][]string{"containerd": {"containerd", "--version"}, "runc": {"runc", "--version"}} {
 		out, err := exec.CommandContext(ctx, cmd[0], cmd[1:]...).CombinedOutput()
 		first, _, _ := strings.Cut(string(out), "\n")
-		if err != nil || semverRE.FindString(first) == "" {
+		if err != nil || findVersion(first) == "" {
 			return fmt.Sprintf("node: stand-in (%s --version: %v %s)", name, err, strings.TrimSpace(first)), false
 		}
-		n.versions[name] = semverRE.FindString(first)
+		n.versions[name] = findVersion(first)
 	}
 	return "node: " + n.Versions(), true
 }

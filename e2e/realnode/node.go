@@ -205,7 +205,11 @@ func readEnvFile(path string) (map[string]string, error) {
 	return m, nil
 }
 
-var semverRE = regexp.MustCompile(`v?[0-9]+\.[0-9]+\.[0-9]+[0-9A-Za-z~.+-]*`)
+// findVersion returns the first version-looking word of s ("v1.36.4",
+// "1.6.20~ds1", "1.1.5+ds1"), or "".
+func findVersion(s string) string {
+	return regexp.MustCompile(`v?[0-9]+\.[0-9]+\.[0-9]+[0-9A-Za-z~.+-]*`).FindString(s)
+}
 
 func (n *Node) readVersions(ctx context.Context) (map[string]string, error) {
 	v := map[string]string{}
@@ -220,7 +224,7 @@ func (n *Node) readVersions(ctx context.Context) (map[string]string, error) {
 		}
 		first, _, _ := strings.Cut(string(out), "\n")
 		// "Kubernetes v1.36.4" · "containerd github.com/containerd/containerd 1.6.20~ds1 ..." · "runc version 1.1.5+ds1"
-		ver := semverRE.FindString(first)
+		ver := findVersion(first)
 		if ver == "" {
 			return nil, fmt.Errorf("realnode: no version in %q", first)
 		}
