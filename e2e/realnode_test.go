@@ -573,16 +573,23 @@ func (b *realBed) scalingRun(ctx context.Context, t *testing.T, r *scalingRun) {
 
 func testRealOOM(ctx context.Context, t *testing.T, b *realBed) {
 	b.waitIdle(ctx, t, 2*time.Minute)
-	// 20 MiB: above MAX_PAYLOAD_BYTES, so the job would dead-letter it at
-	// once — but only after receiving it, and holding it costs ~1.6x its
-	// size (README's measurement) plus the runtime, past the job's 32 MiB
-	// limit. (24 MiB also took the in-cluster Redis, limit 128 MiB, down.) The
-	// kernel kills the job before it can lease or dead-letter the entry; the
-	// reaper must count each such delivery and dead-letter the event after
-	// MAX_ATTEMPTS. Pushed with a plain LPUSH: the queue's own Publish
-	// refuses oversize payloads.
+	// The job holds an entry it receives about 1.6 times over (README's
+	// measurement) plus ~10 MiB of runtime. With dev's 32 Mi job limit the
+	// payload would have to be ~20 MiB, and a 20 MiB event OOM-kills dev's
+	// in-cluster Redis (limit 128 Mi: it crash-loops replaying the AOF) —
+	// measured here. So the jobs get a 16 Mi limit for this test (an
+	// operator's `kubectl patch` of the ScaledJob; KEDA's gradual rollout
+	// gives new Jobs the new template) and the payload is 8 MiB: above
+	// MAX_PAYLOAD_BYTES, so the job would dead-letter it at once, but the
+	// kernel kills it while it receives the entry, before it can lease or
+	// dead-letter it. The reaper must count each such delivery and
+	// dead-letter the event after MAX_ATTEMPTS. Pushed with a plain LPUSH:
+	// the queue's own Publish refuses oversize payloads.
+	const limit = "16Mi"
+	b.setJobMemoryLimit(ctx, t, limit)
+	defer b.setJobMemoryLimit(ctx, t, "32Mi")
 	const id = "oom-probe"
-	payload := fmt.Sprintf(`{"id":%q,"wait":1,"pad":%q}`, id, strings.Repeat("x", 20<<20))
+	payload := fmt.Sprintf(`{"id":%q,"wait":1,"pad":%q}`, id, strings.Repeat("x", 8<<20))
 	t0 := time.Now()
 	if err := b.rdb.LPush(ctx, "events", payload).Err(); err != nil {
 		t.Fatal(err)
@@ -633,6 +640,15 @@ func testRealOOM(ctx context.Context, t *testing.T, b *realBed) {
 	}
 	if out := b.podState(ctx, "redis"); strings.Contains(out, "OOMKilled") {
 		t.Errorf("the in-cluster Redis was OOM-killed: %s", out)
+	}
+}
+
+// setJobMemoryLimit patches the ScaledJob's job container memory limit.
+func (b *realBed) setJobMemoryLimit(ctx context.Context, t *testing.T, limit string) {
+	t.Helper()
+	patch := fmt.Sprintf(`[{"op":"replace","path":"/spec/jobTargetRef/template/spec/containers/0/resources/limits/memory","value":%q}]`, limit)
+	if out, err := b.c.Kubectl(ctx, "-n", devNS, "patch", "scaledjob", "redis-keda-jobs", "--type=json", "-p", patch); err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
 }
 
