@@ -577,19 +577,30 @@ func testRealOOM(ctx context.Context, t *testing.T, b *realBed) {
 	// measurement) plus ~10 MiB of runtime. With dev's 32 Mi job limit the
 	// payload would have to be ~20 MiB, and a 20 MiB event OOM-kills dev's
 	// in-cluster Redis (limit 128 Mi: it crash-loops replaying the AOF) —
-	// measured here. So the jobs get a 16 Mi limit for this test (an
+	// measured here. So the jobs get a 12 Mi limit for this test (an
 	// operator's `kubectl patch` of the ScaledJob; KEDA's gradual rollout
-	// gives new Jobs the new template) and the payload is 8 MiB: above
-	// MAX_PAYLOAD_BYTES, so the job would dead-letter it at once, but the
-	// kernel kills it while it receives the entry, before it can lease or
-	// dead-letter it. The reaper must count each such delivery and
-	// dead-letter the event after MAX_ATTEMPTS. Pushed with a plain LPUSH:
-	// the queue's own Publish refuses oversize payloads.
-	const limit = "16Mi"
+	// gives new Jobs the new template) — an ordinary event still completes
+	// under it (checked first) — and the payload is 10 MiB (an 8 MiB one
+	// fitted in 16 Mi): above MAX_PAYLOAD_BYTES, so the job would
+	// dead-letter it at once, but the kernel kills it while it receives the
+	// entry, before it can lease or dead-letter it. The reaper must count
+	// each such delivery and dead-letter the event after MAX_ATTEMPTS.
+	// Pushed with a plain LPUSH: the queue's own Publish refuses oversize
+	// payloads.
+	const limit = "12Mi"
 	b.setJobMemoryLimit(ctx, t, limit)
 	defer b.setJobMemoryLimit(ctx, t, "32Mi")
+	ok, err := b.q.Publish(ctx, queue.Event{ID: "small-under-12Mi", Wait: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "an ordinary event acked under the "+limit+" limit", 2*time.Minute, func() bool { return b.w.ackOf(ok[0].ID) != nil })
+	if a := b.w.ackOf(ok[0].ID); b.w.memoryLimit(a.pod) != limit {
+		t.Fatalf("the ordinary event's pod %s had memory limit %q, want %s (the patch did not reach the Job template)", a.pod, b.w.memoryLimit(a.pod), limit)
+	}
+	b.waitIdle(ctx, t, 2*time.Minute)
 	const id = "oom-probe"
-	payload := fmt.Sprintf(`{"id":%q,"wait":1,"pad":%q}`, id, strings.Repeat("x", 8<<20))
+	payload := fmt.Sprintf(`{"id":%q,"wait":1,"pad":%q}`, id, strings.Repeat("x", 10<<20))
 	t0 := time.Now()
 	if err := b.rdb.LPush(ctx, "events", payload).Err(); err != nil {
 		t.Fatal(err)
@@ -622,8 +633,8 @@ func testRealOOM(ctx context.Context, t *testing.T, b *realBed) {
 	}
 	for _, name := range oom {
 		st := b.w.terminated(name)
-		if st.ExitCode != 137 || st.Reason != "OOMKilled" {
-			t.Errorf("%s: exit %d reason %s, want 137 OOMKilled", name, st.ExitCode, st.Reason)
+		if st.ExitCode != 137 || st.Reason != "OOMKilled" || b.w.memoryLimit(name) != limit {
+			t.Errorf("%s: exit %d reason %s limit %s, want 137 OOMKilled %s", name, st.ExitCode, st.Reason, b.w.memoryLimit(name), limit)
 		}
 	}
 	if len(oom) != devMaxAttempts || dead[0].Attempts != devMaxAttempts {
@@ -711,6 +722,7 @@ type podWatch struct {
 
 type podRecord struct {
 	name, job  string
+	memLimit   string // the container's memory limit, e.g. "32Mi"
 	running    time.Time
 	terminated *corev1.ContainerStateTerminated
 	logs       []map[string]any
@@ -760,7 +772,7 @@ func newPodWatch(ctx context.Context, t *testing.T, kube kubernetes.Interface, n
 		defer w.mu.Unlock()
 		rec := w.pods[p.Name]
 		if rec == nil {
-			rec = &podRecord{name: p.Name, job: p.Labels["job-name"]}
+			rec = &podRecord{name: p.Name, job: p.Labels["job-name"], memLimit: p.Spec.Containers[0].Resources.Limits.Memory().String()}
 			w.pods[p.Name] = rec
 		}
 		if rec.running.IsZero() && p.Status.Phase == corev1.PodRunning {
@@ -866,6 +878,15 @@ func (w *podWatch) logLinesOfPod(pod string) []map[string]any {
 		return p.logs
 	}
 	return nil
+}
+
+func (w *podWatch) memoryLimit(pod string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p := w.pods[pod]; p != nil {
+		return p.memLimit
+	}
+	return ""
 }
 
 func (w *podWatch) terminated(pod string) *corev1.ContainerStateTerminated {
