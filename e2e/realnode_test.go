@@ -588,8 +588,8 @@ func testRealOOM(ctx context.Context, t *testing.T, b *realBed) {
 	// Pushed with a plain LPUSH: the queue's own Publish refuses oversize
 	// payloads.
 	const limit = "12Mi"
-	b.setJobMemoryLimit(ctx, t, limit)
-	defer b.setJobMemoryLimit(ctx, t, "32Mi")
+	b.setJobMemory(ctx, t, limit, limit)
+	defer b.setJobMemory(ctx, t, "16Mi", "32Mi") // dev's request and limit
 	ok, err := b.q.Publish(ctx, queue.Event{ID: "small-under-12Mi", Wait: 0})
 	if err != nil {
 		t.Fatal(err)
@@ -654,10 +654,13 @@ func testRealOOM(ctx context.Context, t *testing.T, b *realBed) {
 	}
 }
 
-// setJobMemoryLimit patches the ScaledJob's job container memory limit.
-func (b *realBed) setJobMemoryLimit(ctx context.Context, t *testing.T, limit string) {
+// setJobMemory patches the ScaledJob's job container memory request and
+// limit (a request above the limit would make every Job invalid).
+func (b *realBed) setJobMemory(ctx context.Context, t *testing.T, request, limit string) {
 	t.Helper()
-	patch := fmt.Sprintf(`[{"op":"replace","path":"/spec/jobTargetRef/template/spec/containers/0/resources/limits/memory","value":%q}]`, limit)
+	const path = "/spec/jobTargetRef/template/spec/containers/0/resources"
+	patch := fmt.Sprintf(`[{"op":"replace","path":%q,"value":%q},{"op":"replace","path":%q,"value":%q}]`,
+		path+"/requests/memory", request, path+"/limits/memory", limit)
 	if out, err := b.c.Kubectl(ctx, "-n", devNS, "patch", "scaledjob", "redis-keda-jobs", "--type=json", "-p", patch); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
