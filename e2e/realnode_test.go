@@ -35,6 +35,7 @@ import (
 // The dev overlay, as k8s/overlays/e2e-node deploys it.
 const (
 	devNS          = "redis-demo"
+	devUser        = "redis-keda" // the application ACL user (REDIS_USERNAME)
 	devPassword    = "redis-keda-dev-only"
 	devMaxReplicas = 5 // maxReplicaCount
 	devPolling     = 2 // pollingInterval, seconds
@@ -111,7 +112,7 @@ func startRealBed(ctx context.Context, t *testing.T) *realBed {
 	// As a user deploys: the project's task, the e2e-node overlay (dev with
 	// the local image names).
 	t0 := time.Now()
-	out := b.task(ctx, t, "deploy", "OVERLAY=e2e-node")
+	out := b.task(ctx, t, "deploy", "OVERLAY=e2e-node", "TAG=e2e-node")
 	t.Logf("task deploy OVERLAY=e2e-node (%s):\n%s", time.Since(t0).Round(time.Millisecond), out)
 	b.waitStatefulSet(ctx, t, "redis-keda-redis", 3*time.Minute)
 	b.waitDeploymentReady(ctx, t, "redis-keda-publisher", 2*time.Minute)
@@ -131,7 +132,7 @@ func startRealBed(ctx context.Context, t *testing.T) *realBed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.rdb = redis.NewClient(&redis.Options{Addr: svc.Spec.ClusterIP + ":6379", Password: devPassword})
+	b.rdb = redis.NewClient(&redis.Options{Addr: svc.Spec.ClusterIP + ":6379", Username: devUser, Password: devPassword})
 	t.Cleanup(func() { _ = b.rdb.Close() })
 	if b.q, err = queue.New(b.rdb, queue.Config{Name: "events", LeaseDuration: 30 * time.Second, MaxAttempts: devMaxAttempts, MaxWait: 5 * time.Minute, MaxPayloadBytes: devMaxPayload}); err != nil {
 		t.Fatal(err)

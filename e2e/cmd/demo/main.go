@@ -1,16 +1,23 @@
 // Command demo is `task demo`: redis-keda on a real Kubernetes control plane
 // with the real KEDA operator, on this machine, without Docker.
 //
-// It builds the test bed the first time (~13 min on 2 cores, progress shown),
-// starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KEDA
-// and the node stand-in (the one part that is not real: it runs pods as local
-// processes of the freshly built jobs/publisher binaries), a redis-server on
-// the host loopback, and applies the e2e overlay with the publisher turned
-// on. Then it shows, once a second, the queue and every Job KEDA creates —
-// one per event — until Ctrl-C (or, with -exit-when-done, until every event
-// is processed). It ends by printing `redis-keda stats` and the path of the
+// It builds the test bed the first time (~13 min on 2 cores, progress shown)
+// and picks the node like the tests do (one "node: ..." line says which):
+//
+//   - the real node (e2e/realnode) where the machine can run it: kubelet,
+//     containerd, runc, kube-proxy, CoreDNS, KEDA as a pod, the project image
+//     built from the Dockerfile; the e2e-node overlay (dev with the local
+//     image names, in-cluster Redis on a PVC) deployed with `task deploy`,
+//     the publisher's settings from the flags below;
+//   - else the node stand-in (pods as local processes of the freshly built
+//     jobs/publisher binaries), a redis-server on the host loopback and the
+//     e2e overlay with the publisher turned on.
+//
+// Then it shows, once a second, the queue and every Job KEDA creates — one
+// per event — until Ctrl-C (or, with -exit-when-done, until every event is
+// processed). It ends by printing `redis-keda stats` and the path of the
 // run's chart (reports/demo-<time>.svg: queue and Jobs over time, batches
-// marked), and tears everything down.
+// marked), and tears everything down. E2E_NODE=standin forces the stand-in.
 //
 // Usage (from the repository root): go tool task demo
 // or: cd e2e && go run ./cmd/demo [-events 40] [-batch 5] [-interval 5s] [-exit-when-done]
@@ -40,6 +47,7 @@ import (
 
 	"github.com/redis-keda/redis-keda/e2e/cluster"
 	"github.com/redis-keda/redis-keda/e2e/node"
+	"github.com/redis-keda/redis-keda/e2e/realnode"
 	"github.com/redis-keda/redis-keda/e2e/timeline"
 	"github.com/redis-keda/redis-keda/internal/cli"
 	"github.com/redis-keda/redis-keda/queue"
@@ -81,6 +89,36 @@ func run() error {
 		return err
 	}
 	root := filepath.Dir(e2eDir)
+	pub := publisherSettings{events: *events, batch: *batch, interval: *interval, waitMin: *waitMin, waitMax: *waitMax}
+	if realnode.InSandbox() {
+		return runReal(ctx, root, os.Getenv("E2E_BIN_DIR"), os.Getenv("E2E_NODE_DIR"), pub, log, *exitWhenDone)
+	}
+	ok, reason := realnode.Available()
+	if os.Getenv("E2E_NODE") == "standin" {
+		ok, reason = false, "E2E_NODE=standin"
+	}
+	if ok {
+		if *binDir == "" {
+			fmt.Fprintln(os.Stderr, "demo: building the local test bed if needed (first time ~13 min on 2 cores; cached after)")
+			if *binDir, err = cluster.BuildControlPlane(ctx, e2eDir, os.Stderr); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(os.Stderr, "demo: building the node's images and the project image from the Dockerfile (buildah) ...")
+		nodeDir, err := realnode.Build(ctx, e2eDir, log)
+		if err != nil {
+			return err
+		}
+		v, err := realnode.HostVersions(ctx, nodeDir)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("node: %s\n", v)
+		os.Setenv("E2E_BIN_DIR", *binDir)
+		os.Setenv("E2E_NODE_DIR", nodeDir)
+		return realnode.EnterSandbox() // returns only on error
+	}
+	fmt.Printf("node: stand-in (%s)\n", reason)
 	if *binDir == "" {
 		fmt.Fprintln(os.Stderr, "demo: building the local test bed if needed (first time ~13 min on 2 cores; cached after)")
 		if *binDir, err = cluster.BuildControlPlane(ctx, e2eDir, os.Stderr); err != nil {
@@ -155,15 +193,85 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	tl := watch(ctx, kube, q, *events, *exitWhenDone)
-	return finish(root, rdsAddr, tl)
+	tl := watch(ctx, kube, q, namespace, *events, *exitWhenDone)
+	return finish(root, map[string]string{"REDIS_ADDR": rdsAddr, "REDIS_PASSWORD": redisPassword, "QUEUE": "events", "LEASE_DURATION": "10s", "MAX_ATTEMPTS": "5"}, tl)
+}
+
+type publisherSettings struct {
+	events, batch, waitMin, waitMax int
+	interval                        time.Duration
+}
+
+// runReal is the demo on the real node, inside its sandbox.
+func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSettings, log io.Writer, exitWhenDone bool) error {
+	// The dev overlay's namespace and application user.
+	const ns, user, password = "redis-demo", "redis-keda", "redis-keda-dev-only"
+	if err := realnode.Prepare(); err != nil {
+		return err
+	}
+	start := time.Now()
+	fmt.Fprintln(os.Stderr, "demo: starting etcd, kube-apiserver, controller-manager, scheduler, then the node: containerd, kubelet, kube-proxy, CoreDNS, KEDA ...")
+	c, err := cluster.Start(ctx, cluster.Options{BinDir: binDir, Log: log, NodeIP: realnode.NodeIP, KEDAInCluster: true})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(os.Stderr, "demo: tearing down ...")
+		if err := c.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: stop cluster:", err)
+		}
+	}()
+	n, err := realnode.Start(ctx, realnode.Options{NodeDir: nodeDir, Cluster: c, Log: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := n.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: stop node:", err)
+		}
+	}()
+	env := append(os.Environ(), "KUBECONFIG="+c.Kubeconfig(), "PATH="+binDir+":"+os.Getenv("PATH"))
+	fmt.Fprintln(os.Stderr, "demo: go tool task deploy OVERLAY=e2e-node TAG=e2e-node")
+	deploy := exec.CommandContext(ctx, "go", "tool", "task", "deploy", "OVERLAY=e2e-node", "TAG=e2e-node")
+	deploy.Dir, deploy.Env = root, env
+	if out, err := deploy.CombinedOutput(); err != nil {
+		return fmt.Errorf("task deploy: %w\n%s", err, out)
+	}
+	if out, err := c.Kubectl(ctx, "-n", ns, "set", "env", "deployment/redis-keda-publisher",
+		fmt.Sprintf("BATCH_SIZE=%d", pub.batch), fmt.Sprintf("PUBLISH_INTERVAL=%s", pub.interval),
+		fmt.Sprintf("WAIT_MIN=%d", pub.waitMin), fmt.Sprintf("WAIT_MAX=%d", pub.waitMax),
+		fmt.Sprintf("PUBLISH_LIMIT=%d", pub.events), "LOG_LEVEL=info"); err != nil {
+		return fmt.Errorf("publisher settings: %w\n%s", err, out)
+	}
+	kube, err := kubernetes.NewForConfig(c.RESTConfig())
+	if err != nil {
+		return fmt.Errorf("kube client: %w", err)
+	}
+	svc, err := kube.CoreV1().Services(ns).Get(ctx, "redis-keda-redis", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("redis service: %w", err)
+	}
+	addr := svc.Spec.ClusterIP + ":6379"
+	fmt.Fprintf(os.Stderr, "demo: up in %s on the real node (%s). Everything is real: etcd, kube-apiserver,\n", time.Since(start).Round(100*time.Millisecond), n.Versions())
+	fmt.Fprintln(os.Stderr, "      controller-manager, scheduler, kubelet, containerd, runc, kube-proxy, CoreDNS, KEDA v2.21.0 (a pod),")
+	fmt.Fprintln(os.Stderr, "      Redis (a StatefulSet on a local PV), the image built from the Dockerfile. No registry.")
+	fmt.Fprintf(os.Stderr, "      In another terminal (enters the demo's network namespace):\n        nsenter --net=/proc/%d/ns/net --mount=/proc/%d/ns/mnt -- %s --kubeconfig %s -n %s get jobs -w\n",
+		os.Getpid(), os.Getpid(), filepath.Join(binDir, "kubectl"), c.Kubeconfig(), ns)
+	fmt.Fprintln(os.Stderr, "      Ctrl-C to stop.")
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Username: user, Password: password})
+	defer rdb.Close()
+	q, err := queue.New(rdb, queue.Config{Name: "events", LeaseDuration: 30 * time.Second, MaxAttempts: 5, MaxWait: 5 * time.Minute, MaxPayloadBytes: 1 << 20})
+	if err != nil {
+		return err
+	}
+	tl := watch(ctx, kube, q, ns, pub.events, exitWhenDone)
+	return finish(root, map[string]string{"REDIS_ADDR": addr, "REDIS_USERNAME": user, "REDIS_PASSWORD": password, "QUEUE": "events", "LEASE_DURATION": "30s", "MAX_ATTEMPTS": "5"}, tl)
 }
 
 // finish prints the queue's final state as `redis-keda stats` shows it, then
 // writes the run's chart and prints its path.
-func finish(root, redisAddr string, tl timeline.Timeline) error {
+func finish(root string, env map[string]string, tl timeline.Timeline) error {
 	fmt.Println()
-	env := map[string]string{"REDIS_ADDR": redisAddr, "REDIS_PASSWORD": redisPassword, "QUEUE": "events", "LEASE_DURATION": "10s", "MAX_ATTEMPTS": "5"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	fmt.Println("$ redis-keda stats")
@@ -184,7 +292,7 @@ func finish(root, redisAddr string, tl timeline.Timeline) error {
 // that appeared or finished since the last line. It returns the run as a
 // timeline when ctx ends, or a few seconds after the last event was
 // processed when exitWhenDone.
-func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, limit int, exitWhenDone bool) timeline.Timeline {
+func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, namespace string, limit int, exitWhenDone bool) timeline.Timeline {
 	fmt.Printf("\n%-6s %7s %10s %4s | %6s %6s %6s %6s | %s\n", "time", "pending", "processing", "dead", "jobs", "active", "done", "failed", "changes")
 	start := time.Now()
 	tl := timeline.Timeline{Title: fmt.Sprintf("task demo: %d events on the local control plane with KEDA", limit), Start: start}
