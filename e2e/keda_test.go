@@ -516,17 +516,7 @@ func newRecorder(ctx context.Context, t *testing.T, kube kubernetes.Interface, n
 			rec = &jobRecord{name: j.Name, labels: j.Labels, created: time.Now()}
 			r.jobs[j.Name] = rec
 		}
-		for _, c := range j.Status.Conditions {
-			if c.Status != corev1.ConditionTrue {
-				continue
-			}
-			switch {
-			case c.Type == batchv1.JobComplete && !rec.complete:
-				rec.complete, rec.ended = true, time.Now()
-			case c.Type == batchv1.JobFailed && !rec.failed:
-				rec.failed, rec.ended = true, time.Now()
-			}
-		}
+		rec.observe(j)
 	}
 	onPod := func(obj any) {
 		p, ok := obj.(*corev1.Pod)
@@ -636,5 +626,21 @@ func waitFor(ctx context.Context, t *testing.T, what string, within time.Duratio
 			t.Fatalf("timed out after %s waiting for %s", within, what)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// observe records a Job's terminal conditions when first seen (observed
+// times, sub-second, not the API's second-resolution stamps).
+func (rec *jobRecord) observe(j *batchv1.Job) {
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch {
+		case c.Type == batchv1.JobComplete && !rec.complete:
+			rec.complete, rec.ended = true, time.Now()
+		case c.Type == batchv1.JobFailed && !rec.failed:
+			rec.failed, rec.ended = true, time.Now()
+		}
 	}
 }

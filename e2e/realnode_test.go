@@ -755,17 +755,7 @@ func newPodWatch(ctx context.Context, t *testing.T, kube kubernetes.Interface, n
 			rec = &jobRecord{name: j.Name, created: time.Now()}
 			w.jobs[j.Name] = rec
 		}
-		for _, c := range j.Status.Conditions {
-			if c.Status != corev1.ConditionTrue {
-				continue
-			}
-			switch {
-			case c.Type == batchv1.JobComplete && !rec.complete:
-				rec.complete, rec.ended = true, time.Now()
-			case c.Type == batchv1.JobFailed && !rec.failed:
-				rec.failed, rec.ended = true, time.Now()
-			}
-		}
+		rec.observe(j)
 	}
 	onPod := func(obj any) {
 		p, ok := obj.(*corev1.Pod)

@@ -920,17 +920,7 @@ func clusterClaimThroughFailovers(t *testing.T, c *redistest.Cluster, tp topolog
 		} else {
 			took = c.Failover(replica, 30*time.Second)
 		}
-		raw := fmt.Sprintf(`{"id":"after-%d","wait":1}`, step)
-		for {
-			err := q.PublishRaw(ctx, []byte(raw))
-			if err == nil {
-				break
-			}
-			if errors.Is(err, ErrReplyLost) || time.Since(start) > 30*time.Second {
-				t.Fatalf("publish after the failover: %v", err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		publishAfterFailover(ctx, t, q.Queue, step, start)
 		d := receive(t, ch, 40*time.Second)
 		latency := time.Since(start)
 		seen := q.rec.take()
@@ -1148,17 +1138,7 @@ func sentinelClaimThroughFailovers(t *testing.T, s *redistest.Sentinel, tp topol
 			sentinelFailover(t, s)
 		}
 		promoted, took := s.WaitFailover(old, 30*time.Second)
-		raw := fmt.Sprintf(`{"id":"after-%d","wait":1}`, step)
-		for {
-			err := q.PublishRaw(ctx, []byte(raw))
-			if err == nil {
-				break
-			}
-			if errors.Is(err, ErrReplyLost) || time.Since(start) > 30*time.Second {
-				t.Fatalf("publish after the failover: %v", err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		publishAfterFailover(ctx, t, q.Queue, step, start)
 		d := receive(t, ch, 40*time.Second)
 		latency := time.Since(start)
 		seen := q.rec.take()
@@ -1305,4 +1285,22 @@ func reapUntilOK(ctx context.Context, q *Queue) (ReapResult, error) {
 		return err
 	})
 	return res, err
+}
+
+// publishAfterFailover publishes the event after-<step> once the new master
+// takes writes (at most 30 s after start); a lost reply is a failure, since it
+// may have published a duplicate.
+func publishAfterFailover(ctx context.Context, t *testing.T, q *Queue, step int, start time.Time) {
+	t.Helper()
+	raw := fmt.Sprintf(`{"id":"after-%d","wait":1}`, step)
+	for {
+		err := q.PublishRaw(ctx, []byte(raw))
+		if err == nil {
+			return
+		}
+		if errors.Is(err, ErrReplyLost) || time.Since(start) > 30*time.Second {
+			t.Fatalf("publish after the failover: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
