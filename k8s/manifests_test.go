@@ -75,8 +75,9 @@ type overlay struct {
 
 var devOverlay = overlay{dir: "overlays/dev", namespace: "redis-demo",
 	config: with(map[string]string{
-		"REDIS_ADDR": "redis-keda-redis:6379", "REDIS_TLS": "false", // in-cluster-redis
-		"LOG_LEVEL": "debug", "MAX_WAIT": "5m",
+		"REDIS_ADDR": "redis-keda-redis.redis-demo.svc.cluster.local:6379", // the qualified name KEDA resolves from namespace keda
+		"REDIS_TLS":  "false",                                              // in-cluster-redis
+		"LOG_LEVEL":  "debug", "MAX_WAIT": "5m",
 		"BATCH_SIZE": "2", "PUBLISH_INTERVAL": "10s", "WAIT_MIN": "5", "WAIT_MAX": "15", "PUBLISH_LIMIT": "120",
 	}),
 	pollingInterval: 2, maxReplicaCount: 5, activeDeadline: 420, jobsMemory: "32Mi", publisherMemory: "32Mi",
@@ -302,6 +303,9 @@ func TestComponentCombinations(t *testing.T) {
 			b.WriteString("    options: {annotations: {redis-keda/demo-only: never use}}\n")
 			if slices.Contains(set, "redis-tls-ca") {
 				b.WriteString("  - name: " + redisCASecret + "\n    literals: [ca.crt=test]\n")
+			}
+			if slices.Contains(set, "in-cluster-redis") { // as an overlay names the component's Service
+				b.WriteString("configMapGenerator:\n  - name: redis-keda-config\n    behavior: merge\n    literals: [REDIS_ADDR=redis-keda-redis.combo.svc.cluster.local:6379]\n")
 			}
 			r := render(t, writeKustomization(t, dir, b.String()))
 			checkCommon(t, r, nil)
@@ -937,10 +941,16 @@ func checkInClusterRedis(t *testing.T, r rendered, cm map[string]string) {
 	if !mounted {
 		t.Errorf("redis /data is not on a PersistentVolumeClaim")
 	}
-	host, port, _ := net.SplitHostPort(cm["REDIS_ADDR"])
+	// The Service by its qualified name: KEDA resolves REDIS_ADDR from its
+	// own namespace, where a short name does not resolve.
+	fqdn, port, _ := net.SplitHostPort(cm["REDIS_ADDR"])
+	host, domain, _ := strings.Cut(fqdn, ".")
 	svc := r.find("Service", host)
 	if svc == nil {
 		t.Fatalf("REDIS_ADDR %q: no Service %q", cm["REDIS_ADDR"], host)
+	}
+	if want := str(svc, "metadata", "namespace") + ".svc.cluster.local"; domain != want {
+		t.Errorf("REDIS_ADDR %q: want the qualified name %s.%s (KEDA connects from namespace keda)", cm["REDIS_ADDR"], host, want)
 	}
 	if !selects(mapAt(svc, "spec", "selector"), mapAt(ss, "spec", "template", "metadata", "labels")) {
 		t.Errorf("Service %s does not select the Redis pods", host)
