@@ -215,3 +215,27 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// parseAnyEvent reads what the queue can use from any payload: the "id" and
+// "published_at" of a JSON object, when they are usable. Anything else
+// (not JSON, a bad id) is the handler's business: an unusable id is ignored
+// and the queue assigns one.
+func parseAnyEvent(payload []byte) Event {
+	var ev Event
+	trimmed := bytes.TrimSpace(payload)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return ev
+	}
+	var fields map[string]json.RawMessage // exact keys, as parseEvent reads them
+	if json.Unmarshal(trimmed, &fields) != nil {
+		return ev
+	}
+	if raw, ok := fields[fieldID]; ok {
+		ev.ID, _ = parseID(raw)
+	}
+	var s string
+	if raw, ok := fields[fieldPublishedAt]; ok && json.Unmarshal(raw, &s) == nil {
+		ev.PublishedAt, _ = time.Parse(time.RFC3339Nano, s)
+	}
+	return ev
+}

@@ -240,6 +240,12 @@ type ClaimOptions struct {
 	// ReleaseTimeout bounds putting back what an interrupted claim had
 	// moved. Default 10s.
 	ReleaseTimeout time.Duration
+	// AnyPayload accepts any payload up to MAX_PAYLOAD_BYTES (JSON or not,
+	// with or without "wait"): the content is the handler's business. The
+	// event's ID and PublishedAt are still read from a JSON object's "id" and
+	// "published_at" when they are usable. False: the built-in sleep's
+	// format, an object with a valid "wait" (DecodeEvent), else dead-lettered.
+	AnyPayload bool
 }
 
 // Claim is ClaimWith with only a timeout.
@@ -385,7 +391,7 @@ func (q *Queue) claimToken(ctx context.Context, token string, opt ClaimOptions, 
 	}
 	// Leasing takes a moment; a signal meanwhile is Work's to handle (it
 	// releases the event at once), so the lease itself is not cancelled.
-	return q.lease(context.WithoutCancel(ctx), token, key, entry, r)
+	return q.lease(context.WithoutCancel(ctx), token, key, entry, r, opt.AnyPayload)
 }
 
 // claimFailed is the error of a claim that gave up on Redis; ctx ending
@@ -491,7 +497,7 @@ return 1
 
 // lease validates the claimed entry and turns it into a delivery, or
 // dead-letters it.
-func (q *Queue) lease(ctx context.Context, token, key, entry string, r *retrier) (*Delivery, error) {
+func (q *Queue) lease(ctx context.Context, token, key, entry string, r *retrier, anyPayload bool) (*Delivery, error) {
 	h, payload, off, envErr := splitEntry(entry)
 	attempt := h.Attempts + 1
 
@@ -518,6 +524,8 @@ func (q *Queue) lease(ctx context.Context, token, key, entry string, r *retrier)
 		inv = &InvalidEventError{Reason: envErr.Error()}
 	case attempt > q.cfg.MaxAttempts:
 		inv = &InvalidEventError{Reason: fmt.Sprintf("delivered %d times, MAX_ATTEMPTS is %d", h.Attempts, q.cfg.MaxAttempts)}
+	case anyPayload:
+		ev = parseAnyEvent([]byte(payload))
 	default:
 		var err error
 		ev, err = parseEvent([]byte(payload), q.cfg.MaxWait)

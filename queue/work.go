@@ -26,6 +26,19 @@ const (
 // Handler processes one event. It must return when ctx is done.
 type Handler func(ctx context.Context, ev Event) error
 
+// Verdicts a Handler can give besides nil (ack) and a plain error (retry).
+var (
+	// ErrSkipRetry, wrapped by a handler's error, dead-letters the event at
+	// once, whatever its attempt: the event can never succeed (asynq's
+	// SkipRetry). The dead letter's reason is the error's text.
+	ErrSkipRetry = errors.New("skip retry")
+	// ErrNotStarted, wrapped by a handler's error, means the handler could
+	// not start on the event for a reason that is not the event's (a missing
+	// program, a broken deployment): the event is released like on shutdown
+	// — back at the front of pending, the attempt not counted.
+	ErrNotStarted = errors.New("handler could not start")
+)
+
 // WorkOptions tune Work.
 type WorkOptions struct {
 	// HeartbeatEvery is the lease extension period; default LeaseDuration/3.
@@ -53,6 +66,8 @@ type WorkOptions struct {
 //   - ctx was cancelled (shutdown): Release — back to the front of pending,
 //     not counted as an attempt;
 //   - h failed: Nack — retried later, or dead-lettered on the last attempt;
+//   - h's error wraps ErrSkipRetry: dead-lettered now (Bury);
+//   - h's error wraps ErrNotStarted: Release, as on shutdown;
 //   - the lease was lost: nothing (h's context is cancelled; the event is
 //     already someone else's).
 //
@@ -123,8 +138,14 @@ func (q *Queue) Work(ctx context.Context, d *Delivery, h Handler, opt WorkOption
 			return Lost, err
 		}
 		return Acked, err
-	case ctx.Err() != nil:
+	case ctx.Err() != nil, errors.Is(herr, ErrNotStarted):
 		return Released, finish(opt.ReleaseTimeout, func(c context.Context) error { return q.Release(c, d) })
+	case errors.Is(herr, ErrSkipRetry):
+		err := finish(opt.FinishTimeout, func(c context.Context) error { return q.Bury(c, d, herr.Error()) })
+		if errors.Is(err, ErrLeaseLost) {
+			return Lost, err
+		}
+		return Dead, err
 	default:
 		var dead bool
 		err := finish(opt.FinishTimeout, func(c context.Context) error {
@@ -137,6 +158,22 @@ func (q *Queue) Work(ctx context.Context, d *Delivery, h Handler, opt WorkOption
 		}
 		return Retried, err
 	}
+}
+
+// Bury dead-letters the delivery now, whatever its attempt, with reason:
+// for an event that can never succeed. ErrLeaseLost means the event was no
+// longer ours.
+func (q *Queue) Bury(ctx context.Context, d *Delivery, reason string) error {
+	rec := deadRecord(d.Event.ID, fmt.Sprintf("failed on attempt %d of %d, not retried: %s", d.Attempt, q.cfg.MaxAttempts, reason),
+		d.Attempt, []byte(d.payload))
+	moved, err := q.requeue(ctx, d, "dead", d.Attempt, rec, "dead")
+	if err != nil {
+		return err
+	}
+	if !moved {
+		return fmt.Errorf("dead-letter event %s: %w", d.Event.ID, ErrLeaseLost)
+	}
+	return nil
 }
 
 // Retry calls fn until it succeeds, ctx ends, or fn fails with an error that

@@ -7,6 +7,8 @@
 //	/jobs                  = jobs/      (the consumer of a KEDA ScaledJob)
 //	/publisher             = publisher/ (the Deployment)
 //	redis-keda jobs|publisher          (the same, by argument)
+//	redis-keda run [flags] -- CMD ...  (your program per event: internal/runner)
+//	redis-keda install DIR             (copy this binary to DIR, for the runner's init container)
 //	redis-keda stats|peek|inspect|redrive|purge ...   (internal/cli)
 //
 // `redis-keda --help` lists everything, with the exit codes.
@@ -23,6 +25,7 @@ import (
 	"github.com/redis-keda/redis-keda/internal/cli"
 	"github.com/redis-keda/redis-keda/internal/jobs"
 	"github.com/redis-keda/redis-keda/internal/publisher"
+	"github.com/redis-keda/redis-keda/internal/runner"
 	"github.com/redis-keda/redis-keda/internal/service"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -44,6 +47,25 @@ func main() {
 			c.Version = version
 			return publisher.Run(ctx, log, c)
 		})
+	case name == "run":
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			fmt.Fprint(os.Stdout, runner.Usage+runner.FlagHelp())
+			os.Exit(0)
+		}
+		service.Main("run", version, (*runner.Config).Level, func(ctx context.Context, log *zap.Logger, c runner.Config) error {
+			return runner.Run(ctx, log, c, args)
+		})
+	case name == "install":
+		if len(args) != 1 {
+			fmt.Fprintf(os.Stderr, "redis-keda install: give the directory to copy the binary into, such as redis-keda install /redis-keda\n")
+			os.Exit(cli.ExitUsage)
+		}
+		dst, err := runner.Install(args[0])
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "redis-keda install: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stdout, "installed %s\n", dst)
 	case cli.IsCommand(name):
 		redis.SetLogger(quiet{}) // errors reach the operator once, from the command
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -95,6 +95,9 @@ REDIS_TLS_CA_FILE, QUEUE, LEASE_DURATION, MAX_ATTEMPTS, MAX_PAYLOAD_BYTES):
 Programs (what the image runs; also reachable as /jobs and /publisher):
   jobs       claim one event, process it, ack it (one Kubernetes Job per event)
   publisher  publish events, run the reaper, serve /healthz, /readyz and /metrics
+  run        run [flags] -- CMD [ARGS...]: claim one event, run your program on it
+             (payload on stdin), finish the event by its exit code; run --help
+  install    install DIR: copy this binary to DIR/redis-keda (the runner's init container)
 
 Run 'redis-keda <command> --help' for a command's flags and an example.
 ` + exitCodes)

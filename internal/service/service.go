@@ -4,6 +4,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,7 +19,8 @@ import (
 // Main parses a C from the environment, builds the logger at the level
 // levelOf reads from it, and calls run with a context cancelled by SIGTERM or
 // SIGINT. It exits 1 — with the error on stderr, or logged once — when the
-// configuration is invalid or run fails; it returns when run returns nil.
+// configuration is invalid or run fails (run's error may choose another code
+// with an ExitCode() int method); it returns when run returns nil.
 func Main[C any](name, version string, levelOf func(*C) zapcore.Level, run func(context.Context, *zap.Logger, C) error) {
 	var cfg C
 	if err := config.Parse(&cfg); err != nil {
@@ -38,7 +40,12 @@ func Main[C any](name, version string, levelOf func(*C) zapcore.Level, run func(
 	if err != nil {
 		log.Error(name+" failed", zap.Error(err))
 		_ = log.Sync()
-		os.Exit(1)
+		code := 1
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			code = ec.ExitCode()
+		}
+		os.Exit(code)
 	}
 	_ = log.Sync()
 }
