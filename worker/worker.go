@@ -40,6 +40,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/redis-keda/redis-keda/internal/config"
 	"github.com/redis-keda/redis-keda/internal/service"
 	"github.com/redis-keda/redis-keda/queue"
 	"go.uber.org/zap"
@@ -137,6 +138,14 @@ func (c *Config) Validate() error {
 
 // Level is the configured log level.
 func (c *Config) Level() zapcore.Level { return c.LogLevel }
+
+// ConfigFromEnv reads the configuration from the environment; the error
+// names the variable and the accepted form.
+func ConfigFromEnv() (Config, error) {
+	var c Config
+	err := config.Parse(&c)
+	return c, err
+}
 
 // Main runs h with the configuration from the environment, a JSON logger
 // and SIGTERM/SIGINT handling, and exits with one of the Exit codes. It
