@@ -71,6 +71,10 @@ type overlay struct {
 	pollingInterval, maxReplicaCount, activeDeadline int64
 	// Memory limits of the jobs and publisher containers.
 	jobsMemory, publisherMemory string
+	// runnerArgs: the overlay uses components/runner; the user's command
+	// (the container's args) and image.
+	runnerArgs  []string
+	runnerImage string
 }
 
 var devOverlay = overlay{dir: "overlays/dev", namespace: "redis-demo",
@@ -94,6 +98,7 @@ var overlays = []overlay{
 		}),
 		pollingInterval: 5, maxReplicaCount: 100, activeDeadline: 3900, jobsMemory: "48Mi", publisherMemory: "48Mi",
 	},
+	withRunner(devOverlay, "overlays/example-runner", "debian:bookworm-slim", "sh", "/app/handle.sh"),
 	{dir: "overlays/e2e", namespace: "redis-keda-e2e",
 		config: with(map[string]string{
 			"REDIS_ADDR": "127.0.0.1:6379", "REDIS_USERNAME": "default",
@@ -105,6 +110,77 @@ var overlays = []overlay{
 }
 
 func withDir(o overlay, dir string) overlay { o.dir = dir; return o }
+
+func withRunner(o overlay, dir, image string, args ...string) overlay {
+	o.dir, o.runnerImage, o.runnerArgs = dir, image, args
+	return o
+}
+
+// The runner component's injected parts, exactly.
+var (
+	runnerCommand        = []string{"/redis-keda/redis-keda", "run", "--"}
+	runnerInstallCommand = []string{"/redis-keda", "install", "/runner"}
+)
+
+// checkRunner: the Job's container runs the runner around the overlay's
+// command in the overlay's image, with the binary from the init container
+// (the project image) on a read-only emptyDir and /tmp on another.
+func checkRunner(t *testing.T, r rendered, ov overlay) {
+	t.Helper()
+	sj := r.one(t, "ScaledJob")
+	pod := mapAt(sj, "spec", "jobTargetRef", "template", "spec")
+	c := list(pod, "containers")[0]
+	if got := str(c, "name"); got != "workload" || str(sj, "spec", "envSourceContainerName") != "workload" {
+		t.Errorf("container %q, envSourceContainerName %q: want both workload", got, str(sj, "spec", "envSourceContainerName"))
+	}
+	if got := toStrings(list(c, "command")); !slices.Equal(got, runnerCommand) {
+		t.Errorf("command %q, want %q", got, runnerCommand)
+	}
+	if got := toStrings(list(c, "args")); !slices.Equal(got, ov.runnerArgs) {
+		t.Errorf("args %q, want %q", got, ov.runnerArgs)
+	}
+	if got := str(c, "image"); got != ov.runnerImage {
+		t.Errorf("workload image %q, want %q", got, ov.runnerImage)
+	}
+	inits := list(pod, "initContainers")
+	if len(inits) != 1 || str(inits[0], "name") != "install-runner" ||
+		!slices.Equal(toStrings(list(inits[0], "command")), runnerInstallCommand) || !strings.HasPrefix(str(inits[0], "image"), "redis-keda:") {
+		t.Fatalf("initContainers %v, want install-runner %q from the project image", inits, runnerInstallCommand)
+	}
+	mounts := func(c any) map[string]string {
+		out := map[string]string{}
+		for _, m := range list(c, "volumeMounts") {
+			ro, _ := mapAt(m)["readOnly"].(bool)
+			out[str(m, "name")] = fmt.Sprintf("%s ro=%v", str(m, "mountPath"), ro)
+		}
+		return out
+	}
+	if got, want := mounts(inits[0]), map[string]string{"redis-keda-runner": "/runner ro=false"}; !maps.Equal(got, want) {
+		t.Errorf("install-runner mounts %v, want %v", got, want)
+	}
+	if got := mounts(c); got["redis-keda-runner"] != "/redis-keda ro=true" || got["tmp"] != "/tmp ro=false" {
+		t.Errorf("workload mounts %v, want the runner read-only at /redis-keda and /tmp writable", got)
+	}
+	vols := map[string]bool{}
+	for _, v := range list(pod, "volumes") {
+		if _, ok := mapAt(v)["emptyDir"]; ok {
+			vols[str(v, "name")] = true
+		}
+	}
+	if !vols["redis-keda-runner"] || !vols["tmp"] {
+		t.Errorf("emptyDir volumes %v, want redis-keda-runner and tmp", vols)
+	}
+	// KEDA reads REDIS_ADDR in the container it names; the runner needs the
+	// Redis password there too (and passes neither to the program).
+	if !containerGetsFromConfigMap(r, c, "REDIS_ADDR") || envSecretRef(c, "REDIS_PASSWORD") == "" {
+		t.Errorf("workload container lacks REDIS_ADDR from the ConfigMap or REDIS_PASSWORD from the Secret")
+	}
+	for _, o := range r.byKind("ConfigMap") {
+		if o.name() == "redis-keda-handler" && o.namespace() != ov.namespace {
+			t.Errorf("handler ConfigMap in namespace %q", o.namespace())
+		}
+	}
+}
 
 func TestOverlays(t *testing.T) {
 	for _, ov := range overlays {
@@ -160,6 +236,9 @@ func TestOverlays(t *testing.T) {
 				t.Errorf("publisher memory limit %s, want %s", got, ov.publisherMemory)
 			}
 			checkPublishRate(t, cm, sj)
+			if ov.runnerArgs != nil {
+				checkRunner(t, r, ov)
+			}
 			secrets := r.byKind("Secret")
 			if ov.prod {
 				if len(r.byKind("StatefulSet")) != 0 {
@@ -454,8 +533,10 @@ func checkScaledJob(t *testing.T, r rendered, cm map[string]string) {
 		t.Fatalf("job pod has %d containers, want 1", len(containers))
 	}
 	c := containers[0]
-	if cmd := list(c, "command"); len(cmd) != 1 || cmd[0] != "/jobs" {
-		t.Errorf("job command %v, want [/jobs]", cmd)
+	// The built-in sleep, or the runner component around the user's command
+	// (checkRunner).
+	if cmd := toStrings(list(c, "command")); !slices.Equal(cmd, []string{"/jobs"}) && !slices.Equal(cmd, runnerCommand) {
+		t.Errorf("job command %v, want [/jobs] or %q", cmd, runnerCommand)
 	}
 	if got, want := str(spec, "envSourceContainerName"), str(c, "name"); got != want {
 		t.Errorf("envSourceContainerName %q, want the jobs container %q", got, want)
