@@ -99,6 +99,8 @@ var overlays = []overlay{
 		pollingInterval: 5, maxReplicaCount: 100, activeDeadline: 3900, jobsMemory: "48Mi", publisherMemory: "48Mi",
 	},
 	withRunner(devOverlay, "overlays/example-runner", "debian:bookworm-slim", "sh", "/app/handle.sh"),
+	withRunner(withConfig(devOverlay, map[string]string{"RUN_TIMEOUT": "40s", "RUN_KILL_GRACE": "2s"}),
+		"overlays/e2e-node-runner", "redis-keda-e2e/redis:bookworm", "sh", "/app/e2e-handler.sh"),
 	{dir: "overlays/e2e", namespace: "redis-keda-e2e",
 		config: with(map[string]string{
 			"REDIS_ADDR": "127.0.0.1:6379", "REDIS_USERNAME": "default",
@@ -110,6 +112,12 @@ var overlays = []overlay{
 }
 
 func withDir(o overlay, dir string) overlay { o.dir = dir; return o }
+
+func withConfig(o overlay, changes map[string]string) overlay {
+	o.config = maps.Clone(o.config)
+	maps.Copy(o.config, changes)
+	return o
+}
 
 func withRunner(o overlay, dir, image string, args ...string) overlay {
 	o.dir, o.runnerImage, o.runnerArgs = dir, image, args

@@ -1,0 +1,286 @@
+//go:build e2e
+
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestRunner: `redis-keda run` injected by k8s/components/runner into an
+// image that is not the project's (the bed's debootstrap Debian), deployed
+// with `task deploy OVERLAY=e2e-node-runner`, on the real node. The program,
+// k8s/overlays/e2e-node-runner/e2e-handler.sh, does what each payload says
+// and prints JSON lines ({"handler":…,"id":…,"attempt":…}) that the pod
+// logs keep: what the program did is checked there, what the queue did in
+// Redis.
+//
+//	cd e2e && E2E_CACHE=/work/e2e-cache flock /work/realnode.lock \
+//	  go test -tags e2e -run TestRunner -count=1 -v -timeout 40m ./...
+func TestRunner(t *testing.T) {
+	if !realNodeSelected() {
+		t.Skip("the real node was not selected (see the node: line; E2E_NODE=real to require it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 38*time.Minute)
+	defer cancel()
+	b := startRealBed(ctx, t)
+
+	t0 := time.Now()
+	out := b.task(ctx, t, "deploy", "OVERLAY=e2e-node-runner", "TAG=e2e-node")
+	t.Logf("task deploy OVERLAY=e2e-node-runner (%s):\n%s", time.Since(t0).Round(time.Millisecond), out)
+	got, err := b.c.Kubectl(ctx, "-n", devNS, "get", "scaledjob", "redis-keda-jobs", "-o",
+		`jsonpath={.spec.envSourceContainerName} {.spec.jobTargetRef.template.spec.containers[0].command} {.spec.jobTargetRef.template.spec.containers[0].image}`)
+	if err != nil || got != `workload ["/redis-keda/redis-keda","run","--"] redis-keda-e2e/redis:bookworm` {
+		t.Fatalf("ScaledJob after the deploy: %q (%v)", got, err)
+	}
+	b.waitDeploymentReady(ctx, t, "redis-keda-publisher", 2*time.Minute)
+	b.waitIdle(ctx, t, 3*time.Minute)
+	// KEDA applies the new template to Jobs it creates from its next poll on.
+	time.Sleep(3 * devPolling * time.Second)
+
+	t.Run("N events, N Jobs, each handled once", func(t *testing.T) { testRunnerOnce(ctx, t, b) })
+	t.Run("exit 1 retried, then dead with the stderr tail", func(t *testing.T) {
+		testRunnerDead(ctx, t, b, "fail-1", "fail", fmt.Sprintf("failed on attempt %d of %d (MAX_ATTEMPTS): exit status 1: failing on purpose: fail-1", devMaxAttempts, devMaxAttempts), devMaxAttempts)
+	})
+	t.Run("exit 65 dead on the first attempt", func(t *testing.T) {
+		testRunnerDead(ctx, t, b, "never-1", "never", fmt.Sprintf("failed on attempt 1 of %d, not retried: exit status 65: this one can never succeed: never-1", devMaxAttempts), 1)
+	})
+	t.Run("time limit: SIGTERM, killed, retried", func(t *testing.T) { testRunnerTimeLimit(ctx, t, b) })
+	t.Run("pod deleted mid-event: SIGTERM, released, done by another Job", func(t *testing.T) { testRunnerPodDeleted(ctx, t, b) })
+	t.Run("a daemon does not keep the Job", func(t *testing.T) { testRunnerDaemon(ctx, t, b) })
+	t.Run("no Redis password in the program's environment", func(t *testing.T) { testRunnerEnv(ctx, t, b) })
+	t.Run("OOM-killed program: retried, the runner reports it", func(t *testing.T) { testRunnerOOM(ctx, t, b) })
+}
+
+// handlerLines are the program's lines for id (what it did), and runnerLines
+// the runner's outcome lines for id, in the logs of Jobs created since t0.
+func (b *realBed) handlerLines(t0 time.Time, id string) (handler, runner []map[string]any) {
+	for _, j := range b.w.jobsSince(t0) {
+		for _, l := range b.w.logLines(j.name) {
+			switch {
+			case l["id"] != id:
+			case l["handler"] != nil:
+				handler = append(handler, l)
+			case l["outcome"] != nil:
+				runner = append(runner, l)
+			}
+		}
+	}
+	return handler, runner
+}
+
+func (b *realBed) publishDo(ctx context.Context, t *testing.T, payloads ...string) time.Time {
+	t.Helper()
+	t0 := time.Now()
+	bs := make([][]byte, len(payloads))
+	for i, p := range payloads {
+		bs[i] = []byte(p)
+	}
+	if err := b.q.PublishRaw(ctx, bs...); err != nil {
+		t.Fatal(err)
+	}
+	return t0
+}
+
+func testRunnerOnce(ctx context.Context, t *testing.T, b *realBed) {
+	const n = 6
+	var payloads, ids []string
+	for i := range n {
+		ids = append(ids, fmt.Sprintf("ok-%d", i))
+		payloads = append(payloads, fmt.Sprintf(`{"id":%q,"do":"ok","note":"not the sleep's format: no wait"}`, ids[i]))
+	}
+	t0 := b.publishDo(ctx, t, payloads...)
+	b.waitIdle(ctx, t, 4*time.Minute)
+	b.settle(ctx, t, t0)
+	jobs := b.w.jobsSince(t0)
+	if len(jobs) != n {
+		t.Errorf("%d Jobs for %d events, want one per event", len(jobs), n)
+	}
+	for _, j := range jobs {
+		if !j.complete {
+			t.Errorf("Job %s not Complete (failed=%v)", j.name, j.failed)
+		}
+	}
+	for _, id := range ids {
+		h, r := b.handlerLines(t0, id)
+		if len(h) != 1 || h[0]["handler"] != "ran" || h[0]["attempt"] != 1.0 {
+			t.Errorf("%s: the program's lines %v, want it ran once, attempt 1", id, h)
+		}
+		if len(r) != 1 || r[0]["outcome"] != "acked" {
+			t.Errorf("%s: the runner's outcome lines %v, want one acked", id, r)
+		}
+	}
+}
+
+func testRunnerDead(ctx context.Context, t *testing.T, b *realBed, id, do, reason string, attempts int) {
+	t0 := b.publishDo(ctx, t, fmt.Sprintf(`{"id":%q,"do":%q}`, id, do))
+	waitFor(ctx, t, id+" dead-lettered", time.Duration(attempts)*2*time.Minute, func() bool {
+		s, err := b.q.Stats(ctx)
+		return err == nil && s.Dead == 1 && s.Pending == 0 && s.Processing == 0
+	})
+	b.settle(ctx, t, t0)
+	dls, err := b.q.DeadLetters(ctx, 10)
+	if err != nil || len(dls) != 1 || dls[0].ID != id || dls[0].Reason != reason || dls[0].Attempts != attempts {
+		t.Errorf("dead letters %+v (%v), want %s: %q after %d attempts", dls, err, id, reason, attempts)
+	}
+	h, r := b.handlerLines(t0, id)
+	var tries []int
+	for _, l := range h {
+		n, _ := l["attempt"].(float64)
+		tries = append(tries, int(n))
+	}
+	slices.Sort(tries)
+	var want []int
+	for i := 1; i <= attempts; i++ {
+		want = append(want, i)
+	}
+	if !slices.Equal(tries, want) {
+		t.Errorf("the program ran attempts %v, want %v", tries, want)
+	}
+	t.Logf("%s: %d runs, runner outcomes %v", id, len(h), outcomes(r))
+	for _, j := range b.w.jobsSince(t0) {
+		if !j.complete {
+			t.Errorf("Job %s not Complete: a failing program is the event's failure, not the Job's", j.name)
+		}
+	}
+	b.dropQueue(t)
+}
+
+func outcomes(lines []map[string]any) []string {
+	var out []string
+	for _, l := range lines {
+		out = append(out, fmt.Sprint(l["outcome"]))
+	}
+	return out
+}
+
+func testRunnerTimeLimit(ctx context.Context, t *testing.T, b *realBed) {
+	const id = "slow-1"
+	t0 := b.publishDo(ctx, t, `{"id":"slow-1","do":"slow"}`)
+	waitFor(ctx, t, id+" acked on its second attempt", 4*time.Minute, func() bool { return b.w.ackOf(id) != nil })
+	b.settle(ctx, t, t0)
+	h, r := b.handlerLines(t0, id)
+	var got []string
+	for _, l := range h {
+		got = append(got, fmt.Sprintf("%v@%v", l["handler"], l["attempt"]))
+	}
+	slices.Sort(got)
+	if want := []string{"ran@1", "ran@2", "term@1"}; !slices.Equal(got, want) {
+		t.Errorf("the program's lines %v, want %v (it got the SIGTERM at the limit)", got, want)
+	}
+	var reason string
+	for _, l := range r {
+		if l["outcome"] == "retried" {
+			reason, _ = l["reason"].(string)
+		}
+	}
+	const prefix = "timed out after 40s (RUN_TIMEOUT), killed by signal SIGKILL (9)"
+	if !strings.HasPrefix(reason, prefix) {
+		t.Errorf("retried reason %q, want %q…", reason, prefix)
+	}
+	if a := b.w.ackOf(id); a.attempt != 2 {
+		t.Errorf("acked on attempt %d, want 2", a.attempt)
+	}
+}
+
+func testRunnerPodDeleted(ctx context.Context, t *testing.T, b *realBed) {
+	const id = "hold-1"
+	t0 := b.publishDo(ctx, t, fmt.Sprintf(`{"id":%q,"do":"hold","until":%d}`, id, time.Now().Add(35*time.Second).Unix()))
+	var victim string
+	waitFor(ctx, t, id+" in flight in a running pod", time.Minute, func() bool {
+		if p := b.w.podClaiming(ctx, b, id); p != nil {
+			victim = p.Name
+		}
+		return victim != ""
+	})
+	time.Sleep(2 * time.Second) // the program has set its trap
+	if err := b.kube.CoreV1().Pods(devNS).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, id+" acked by another Job", 3*time.Minute, func() bool { return b.w.ackOf(id) != nil })
+	b.settle(ctx, t, t0)
+	var first []string
+	for _, l := range b.w.logLinesOfPod(victim) {
+		if l["id"] == id {
+			first = append(first, fmt.Sprint(l["handler"], l["outcome"]))
+		}
+	}
+	if want := []string{"ran<nil>", "term<nil>", "<nil>released"}; !slices.Equal(first, want) {
+		t.Errorf("deleted pod %s: lines for %s %v, want the program ran, got SIGTERM, the runner released", victim, id, first)
+	}
+	if term := b.w.terminated(victim); term == nil || term.ExitCode != 0 {
+		t.Errorf("deleted pod's container: %+v, want exit 0", term)
+	}
+	if a := b.w.ackOf(id); a.pod == victim || a.attempt != 1 {
+		t.Errorf("acked by %s on attempt %d, want another pod, attempt 1 (a release is not an attempt)", a.pod, a.attempt)
+	}
+}
+
+func testRunnerDaemon(ctx context.Context, t *testing.T, b *realBed) {
+	const id = "daemon-1"
+	t0 := b.publishDo(ctx, t, `{"id":"daemon-1","do":"daemon"}`)
+	waitFor(ctx, t, id+" acked", 2*time.Minute, func() bool { return b.w.ackOf(id) != nil })
+	b.settle(ctx, t, t0)
+	jobs := b.w.jobsSince(t0)
+	if len(jobs) != 1 || !jobs[0].complete {
+		t.Fatalf("Jobs %+v, want one Complete", jobs)
+	}
+	drained := false
+	for _, l := range b.w.logLines(jobs[0].name) {
+		if strings.Contains(fmt.Sprint(l["msg"]), "stderr is still held open") {
+			drained = true // control: the escaped daemon did hold it
+		}
+	}
+	if !drained {
+		t.Errorf("no drain-bound line: the daemon did not hold stderr, or the runner waited for it")
+	}
+	if h, _ := b.handlerLines(t0, id); len(h) != 2 || h[1]["handler"] != "forked" {
+		t.Errorf("the program's lines %v, want ran and forked", h)
+	}
+}
+
+func testRunnerEnv(ctx context.Context, t *testing.T, b *realBed) {
+	const id = "env-1"
+	t0 := b.publishDo(ctx, t, `{"id":"env-1","do":"env"}`)
+	waitFor(ctx, t, id+" acked", 2*time.Minute, func() bool { return b.w.ackOf(id) != nil })
+	b.settle(ctx, t, t0)
+	h, _ := b.handlerLines(t0, id)
+	if len(h) != 2 || h[1]["handler"] != "env-clean" {
+		t.Errorf("the program's lines %v, want ran and env-clean (no PASSWORD variable, no password value)", h)
+	}
+}
+
+func testRunnerOOM(ctx context.Context, t *testing.T, b *realBed) {
+	const id = "oom-1"
+	t0 := b.publishDo(ctx, t, `{"id":"oom-1","do":"oom"}`)
+	waitFor(ctx, t, id+" retried after an OOM kill", 3*time.Minute, func() bool {
+		_, r := b.handlerLines(t0, id)
+		return slices.Contains(outcomes(r), "retried")
+	})
+	_, r := b.handlerLines(t0, id)
+	reason := ""
+	for _, l := range r {
+		if l["outcome"] == "retried" {
+			reason, _ = l["reason"].(string)
+			break
+		}
+	}
+	t.Logf("the runner's reason: %q", reason)
+	if !strings.HasPrefix(reason, "killed by signal SIGKILL (9)") {
+		t.Errorf("retried reason %q, want killed by signal SIGKILL (9)…", reason)
+	}
+	if !strings.Contains(reason, "out of memory") {
+		t.Logf("the runner could not read the cgroup's oom_kill count here; the reason names the signal only")
+	}
+	for _, p := range b.w.oomKilledSince(t0) {
+		t.Errorf("pod %s OOMKilled as a whole: the runner did not survive its program", p)
+	}
+	b.dropQueue(t)
+	b.waitIdle(ctx, t, 3*time.Minute)
+}
