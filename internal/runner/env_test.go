@@ -1,7 +1,11 @@
 package runner
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -49,5 +53,30 @@ func TestTailBuffer(t *testing.T) {
 		if got := tb.String(); got != tc.want {
 			t.Errorf("writes %q: %q, want %q", tc.writes, got, tc.want)
 		}
+	}
+}
+
+// install copies the running executable, byte for byte, as DIR/redis-keda,
+// read-and-execute only; a directory it cannot write is named.
+func TestInstall(t *testing.T) {
+	dir := t.TempDir()
+	dst, err := Install(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	want, _ := os.ReadFile(self)
+	got, err := os.ReadFile(dst)
+	if err != nil || dst != filepath.Join(dir, "redis-keda") || !bytes.Equal(got, want) {
+		t.Fatalf("installed %s: %d bytes (%v), want a copy of %s (%d bytes)", dst, len(got), err, self, len(want))
+	}
+	if fi, _ := os.Stat(dst); fi.Mode().Perm() != 0o555 {
+		t.Errorf("mode %v, want 0555", fi.Mode().Perm())
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".redis-keda-*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	if _, err := Install(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "install into "+filepath.Join(dir, "missing")+" (a writable directory") {
+		t.Errorf("missing dir: %v", err)
 	}
 }

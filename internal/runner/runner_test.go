@@ -363,7 +363,7 @@ func TestTimeoutSendsTERMThenKILL(t *testing.T) {
 	f := newFixture(t, 5)
 	f.publish(t, `{"id":"slow-1"}`)
 	p := f.sh(t, `trap 'echo "got TERM, ignoring it" >&2; touch "$OUT/term"' TERM; touch "$OUT/started"; while :; do sleep 0.1; done`,
-		"RUN_TIMEOUT=3s", "RUN_KILL_GRACE=1s")
+		"RUN_TIMEOUT=6s", "RUN_KILL_GRACE=1s")
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("exit %d\n%s", code, p.output())
 	}
@@ -374,7 +374,7 @@ func TestTimeoutSendsTERMThenKILL(t *testing.T) {
 	}
 	// sh may print "Terminated" for the sleep the SIGTERM killed first.
 	l := p.lines("event retried")
-	const prefix, suffix = "timed out after 3s (RUN_TIMEOUT), killed by signal SIGKILL (9): ", "got TERM, ignoring it"
+	const prefix, suffix = "timed out after 6s (RUN_TIMEOUT), killed by signal SIGKILL (9): ", "got TERM, ignoring it"
 	if r, _ := l[0]["reason"].(string); len(l) != 1 || !strings.HasPrefix(r, prefix) || !strings.HasSuffix(r, suffix) ||
 		(r != prefix+suffix && r != prefix+"Terminated\n"+suffix) {
 		t.Fatalf("retried lines %v, want reason %q\n%s", l, prefix+suffix, p.output())
