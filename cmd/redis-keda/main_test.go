@@ -31,6 +31,10 @@ func TestBinaryRunsOperatorCommands(t *testing.T) {
 		{[]string{"stats"}, 0, "queue events\n  pending               0\n", ""},
 		{[]string{"inspect", "nope"}, 3, "", "redis-keda inspect: not found"},
 		{[]string{"purge", "dead"}, 2, "", "redis-keda purge: refusing"},
+		{[]string{"run", "--help"}, 0, "usage: redis-keda run [flags] -- CMD [ARGS...]", ""},
+		{[]string{"run"}, 2, "", `{"level":"error"`}, // no CMD: the usage error, logged
+		{[]string{"run", "--", "no-such-program-here"}, 3, "", `{"level":"error"`},
+		{[]string{"install"}, 2, "", "redis-keda install: give the directory"},
 	} {
 		cmd := exec.Command(bin, tc.args...)
 		cmd.Env = append(os.Environ(), "REDIS_ADDR="+srv.Addr, "QUEUE=events")
