@@ -167,7 +167,7 @@ func testManifests(ctx context.Context, t *testing.T, b *bed) {
 			t.Fatalf("create namespace %s: %v\n%s", n, err, out)
 		}
 	}
-	for _, dir := range []string{"..", "../k8s/overlays/dev", "../k8s/overlays/prod", "../k8s/overlays/e2e"} {
+	for _, dir := range []string{"..", "../k8s/overlays/dev", "../k8s/overlays/prod", "../k8s/overlays/e2e", "../k8s/overlays/example-runner"} {
 		t.Run(dir, func(t *testing.T) {
 			out, err := b.c.Kubectl(ctx, "apply", "--server-side", "--dry-run=server", "-k", dir)
 			if err != nil {
