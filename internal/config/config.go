@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v10"
+	"go.uber.org/zap/zapcore"
 )
 
 // ErrInvalid wraps every configuration error.
@@ -108,6 +109,9 @@ func envVars(t reflect.Type) map[string]string {
 	return out
 }
 
+// LogLevels are the values a LOG_LEVEL variable (a zapcore.Level) accepts.
+const LogLevels = "debug, info, warn or error (also warning, dpanic, panic, fatal; any case)"
+
 // form says in words what a variable of type t accepts. An optional
 // variable (a pointer field, nil when unset) accepts what its element does.
 func form(t reflect.Type) string {
@@ -115,6 +119,9 @@ func form(t reflect.Type) string {
 		t = t.Elem()
 	}
 	switch {
+	case t == reflect.TypeFor[zapcore.Level]():
+		// zapcore.Level.UnmarshalText: names only (its int8 kind is no number).
+		return "a log level: " + LogLevels
 	case t == reflect.TypeFor[time.Duration]():
 		return "a duration such as 30s, 1m30s or 1h"
 	case t.Kind() == reflect.Bool:

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap/zapcore"
 )
 
 type inner struct {
@@ -23,6 +25,8 @@ type testCfg struct {
 	Count int   `env:"COUNT" envDefault:"3"`
 	On    bool  `env:"ON" envDefault:"false"`
 	Opt   *bool `env:"OPT"` // nil when unset
+
+	Level zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
 }
 
 func TestParseNamesTheVariableAndTheForm(t *testing.T) {
@@ -57,5 +61,22 @@ func TestParseNamesTheVariableAndTheForm(t *testing.T) {
 	}
 	if err := ParseFrom(&c, map[string]string{"OPT": "false"}); err != nil || c.Opt == nil || *c.Opt {
 		t.Errorf("OPT=false parsed as %v, %v", c.Opt, err)
+	}
+}
+
+// LOG_LEVEL is a zapcore.Level, an int8: its error names the levels, not
+// "a whole number" (zap reads names only).
+func TestLogLevelNamesTheLevels(t *testing.T) {
+	var c testCfg
+	err := ParseFrom(&c, map[string]string{"LOG_LEVEL": "verbose"})
+	want := `invalid configuration: LOG_LEVEL="verbose" is not a log level: debug, info, warn or error (also warning, dpanic, panic, fatal; any case) (unrecognized level: "verbose")`
+	if err == nil || err.Error() != want {
+		t.Errorf("LOG_LEVEL=verbose: err = %v\nwant %s", err, want)
+	}
+	for in, lvl := range map[string]zapcore.Level{"debug": zapcore.DebugLevel, "WARN": zapcore.WarnLevel, "error": zapcore.ErrorLevel} {
+		var c testCfg
+		if err := ParseFrom(&c, map[string]string{"LOG_LEVEL": in}); err != nil || c.Level != lvl {
+			t.Errorf("LOG_LEVEL=%s: %v, %v", in, c.Level, err)
+		}
 	}
 }
