@@ -198,7 +198,6 @@ func TestRedisConfigErrors(t *testing.T) {
 		want string // after pre
 	}{
 		{map[string]string{"REDIS_MODE": "replicated"}, `REDIS_MODE="replicated" is not standalone, cluster or sentinel`},
-		{map[string]string{"REDIS_ADDR": " "}, `REDIS_ADDR is empty; set host:port, such as localhost:6379`},
 		{map[string]string{"REDIS_ADDR": "localhost"}, `REDIS_ADDR="localhost" is not host:port, such as localhost:6379 (missing port in address)`},
 		{map[string]string{"REDIS_ADDR": "localhost:http"}, `REDIS_ADDR="localhost:http" is not host:port, such as localhost:6379 (the port must be a number from 1 to 65535)`},
 		{map[string]string{"REDIS_ADDR": "localhost:70000"}, `REDIS_ADDR="localhost:70000" is not host:port, such as localhost:6379 (the port must be a number from 1 to 65535)`},
@@ -250,6 +249,38 @@ func TestRedisConfigErrors(t *testing.T) {
 		if _, err := c.NewClient(); err == nil || err.Error() != strings.TrimPrefix(pre, "invalid configuration: ")+tc.want {
 			t.Errorf("%v: NewClient error %v, want the Validate error", tc.env, err)
 		}
+	}
+}
+
+// A set-but-empty REDIS_ADDR, REDIS_MODE or QUEUE is refused, named: it used
+// to mean localhost:6379, standalone and events (caarlos0/env gives an empty
+// variable its default). RedisConfig{Addr: ""} made in code is refused too.
+func TestSetButEmptyVariablesAreRefused(t *testing.T) {
+	type both struct {
+		Redis RedisConfig
+		Queue Config
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"REDIS_ADDR": ""}, `invalid configuration: REDIS_ADDR is set but empty; set a value, or unset REDIS_ADDR for its default "localhost:6379"`},
+		{map[string]string{"REDIS_ADDR": " "}, `invalid configuration: REDIS_ADDR is set but empty; set a value, or unset REDIS_ADDR for its default "localhost:6379"`},
+		{map[string]string{"QUEUE": ""}, `invalid configuration: QUEUE is set but empty; set a value, or unset QUEUE for its default "events"`},
+		{map[string]string{"REDIS_MODE": "", "REDIS_ADDR": "h:1"}, `invalid configuration: REDIS_MODE is set but empty; set a value, or unset REDIS_MODE for its default "standalone"`},
+		{map[string]string{"REDIS_MIN_REPLICAS": ""}, `invalid configuration: REDIS_MIN_REPLICAS is set but empty; set a value, or unset REDIS_MIN_REPLICAS for its default "0"`},
+	} {
+		var c both
+		if err := config.ParseFrom(&c, tc.env); err == nil || err.Error() != tc.want || !errors.Is(err, config.ErrInvalid) {
+			t.Errorf("%q: err = %v\nwant %s", tc.env, err, tc.want)
+		}
+	}
+	var c both
+	if err := config.ParseFrom(&c, map[string]string{"REDIS_USERNAME": "", "REDIS_PASSWORD": ""}); err != nil || c.Redis.Addr != "localhost:6379" || c.Queue.Name != "events" {
+		t.Errorf("unset and empty optional variables: %+v, %v", c, err)
+	}
+	if err := (RedisConfig{Addr: " "}).Validate(); err == nil || err.Error() != "invalid queue configuration: REDIS_ADDR is empty; set host:port, such as localhost:6379" {
+		t.Errorf("RedisConfig{Addr: blank}: %v", err)
 	}
 }
 

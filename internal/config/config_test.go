@@ -80,3 +80,35 @@ func TestLogLevelNamesTheLevels(t *testing.T) {
 		}
 	}
 }
+
+// A variable with a default that is set but empty (or blank) is refused,
+// named: caarlos0/env would silently give it its default. A variable without
+// a default may be empty (OPT="" is unset).
+func TestSetButEmptyIsRefused(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string // "" = valid
+	}{
+		{map[string]string{"COUNT": ""}, `invalid configuration: COUNT is set but empty; set a value, or unset COUNT for its default "3"`},
+		{map[string]string{"TIMEOUT": " \t"}, `invalid configuration: TIMEOUT is set but empty; set a value, or unset TIMEOUT for its default "5s"`},
+		{map[string]string{"COUNT": "", "LOG_LEVEL": ""}, `invalid configuration: COUNT is set but empty; set a value, or unset COUNT for its default "3"; LOG_LEVEL is set but empty; set a value, or unset LOG_LEVEL for its default "info"`},
+		{map[string]string{"OPT": ""}, ""},
+		{map[string]string{}, ""},
+	}
+	for _, tc := range cases {
+		var c testCfg
+		err := ParseFrom(&c, tc.env)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.env, err)
+		case tc.want != "" && (err == nil || err.Error() != tc.want || !errors.Is(err, ErrInvalid)):
+			t.Errorf("%q: err = %v\nwant %s", tc.env, err, tc.want)
+		}
+	}
+	// The process's environment (Parse) is read the same way.
+	t.Setenv("COUNT", "")
+	var c testCfg
+	if err := Parse(&c); err == nil || !strings.Contains(err.Error(), "COUNT is set but empty") {
+		t.Errorf("Parse with COUNT set empty: %v", err)
+	}
+}

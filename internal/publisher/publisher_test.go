@@ -163,6 +163,9 @@ func TestConfigValidation(t *testing.T) {
 		{"PUBLISH_INTERVAL=10", `PUBLISH_INTERVAL="10" is not a duration`},
 		{"HTTP_ADDR=8080", "HTTP_ADDR"},
 		{"PUBLISH_LIMIT=-1", "PUBLISH_LIMIT=-1"},
+		{"QUEUE=", `QUEUE is set but empty; set a value, or unset QUEUE for its default "events"`},
+		{"BATCH_SIZE=", `BATCH_SIZE is set but empty; set a value, or unset BATCH_SIZE for its default "10"`},
+		{"HTTP_ADDR=", `HTTP_ADDR is set but empty; set a value, or unset HTTP_ADDR for its default ":8080"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {
