@@ -41,19 +41,19 @@ type Config struct {
 	Version string
 }
 
-// Validate reports the first unusable setting, naming its variable.
+// Validate reports the first unusable setting, naming its variable. With
+// BATCH_SIZE=0 (reaper only) the publishing settings (PUBLISH_INTERVAL,
+// WAIT_MIN, WAIT_MAX, PUBLISH_LIMIT) are not used, so not checked.
 func (c *Config) Validate() error {
-	switch {
-	case c.PublishInterval <= 0:
-		return errors.New("PUBLISH_INTERVAL must be positive, such as 10s")
-	case c.BatchSize < 0:
+	if c.BatchSize < 0 {
 		return fmt.Errorf("BATCH_SIZE=%d must be 0 (reaper only, no publishing) or more", c.BatchSize)
-	case c.WaitMin < 0 || c.WaitMax < c.WaitMin:
-		return fmt.Errorf("WAIT_MIN=%d and WAIT_MAX=%d must satisfy 0 <= WAIT_MIN <= WAIT_MAX (seconds)", c.WaitMin, c.WaitMax)
-	case time.Duration(c.WaitMax)*time.Second > c.Queue.MaxWait:
-		return fmt.Errorf("WAIT_MAX=%d is above MAX_WAIT=%s: such events would be dead-lettered", c.WaitMax, c.Queue.MaxWait)
-	case c.PublishLimit < 0:
-		return fmt.Errorf("PUBLISH_LIMIT=%d must be 0 (unlimited) or more", c.PublishLimit)
+	}
+	if c.BatchSize > 0 {
+		if err := c.validatePublishing(); err != nil {
+			return err
+		}
+	}
+	switch {
 	case c.ReapInterval <= 0:
 		return errors.New("REAP_INTERVAL must be positive, such as 15s")
 	case c.ShutdownTimeout <= 0:
@@ -61,6 +61,21 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("HTTP_ADDR=%q is not [host]:port, such as :8080", c.HTTPAddr)
+	}
+	return nil
+}
+
+// validatePublishing checks the settings only publishing uses.
+func (c *Config) validatePublishing() error {
+	switch {
+	case c.PublishInterval <= 0:
+		return errors.New("PUBLISH_INTERVAL must be positive, such as 10s")
+	case c.WaitMin < 0 || c.WaitMax < c.WaitMin:
+		return fmt.Errorf("WAIT_MIN=%d and WAIT_MAX=%d must satisfy 0 <= WAIT_MIN <= WAIT_MAX (seconds)", c.WaitMin, c.WaitMax)
+	case time.Duration(c.WaitMax)*time.Second > c.Queue.MaxWait:
+		return fmt.Errorf("WAIT_MAX=%d is above MAX_WAIT=%s: such events would be dead-lettered", c.WaitMax, c.Queue.MaxWait)
+	case c.PublishLimit < 0:
+		return fmt.Errorf("PUBLISH_LIMIT=%d must be 0 (unlimited) or more", c.PublishLimit)
 	}
 	return nil
 }

@@ -190,6 +190,33 @@ func TestConfigValidation(t *testing.T) {
 	}
 }
 
+// A reaper-only publisher (BATCH_SIZE=0) does not check the settings only
+// publishing uses: MAX_WAIT=60s with the default WAIT_MAX=20... and even
+// WAIT_MAX above MAX_WAIT is no reason to refuse to reap. With BATCH_SIZE>0
+// the same settings are refused, with the exact message.
+func TestReaperOnlyIgnoresPublishingSettings(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string // "" = valid
+	}{
+		{map[string]string{"BATCH_SIZE": "0", "MAX_WAIT": "5s"}, ""},
+		{map[string]string{"BATCH_SIZE": "0", "WAIT_MIN": "9", "WAIT_MAX": "3"}, ""},
+		{map[string]string{"BATCH_SIZE": "0", "PUBLISH_LIMIT": "-1", "PUBLISH_INTERVAL": "0s"}, ""},
+		{map[string]string{"BATCH_SIZE": "1", "MAX_WAIT": "5s"}, "invalid configuration: WAIT_MAX=20 is above MAX_WAIT=5s: such events would be dead-lettered"},
+		{map[string]string{"BATCH_SIZE": "1", "WAIT_MIN": "9", "WAIT_MAX": "3"}, "invalid configuration: WAIT_MIN=9 and WAIT_MAX=3 must satisfy 0 <= WAIT_MIN <= WAIT_MAX (seconds)"},
+		{map[string]string{"BATCH_SIZE": "1", "PUBLISH_LIMIT": "-1"}, "invalid configuration: PUBLISH_LIMIT=-1 must be 0 (unlimited) or more"},
+		{map[string]string{"BATCH_SIZE": "1", "PUBLISH_INTERVAL": "0s"}, "invalid configuration: PUBLISH_INTERVAL must be positive, such as 10s"},
+		{map[string]string{"BATCH_SIZE": "0", "REAP_INTERVAL": "0s"}, "invalid configuration: REAP_INTERVAL must be positive, such as 15s"},
+		{map[string]string{"BATCH_SIZE": "-1"}, "invalid configuration: BATCH_SIZE=-1 must be 0 (reaper only, no publishing) or more"},
+	} {
+		var c Config
+		err := config.ParseFrom(&c, tc.env)
+		if (tc.want == "" && err != nil) || (tc.want != "" && (err == nil || err.Error() != tc.want)) {
+			t.Errorf("%v: err = %v, want %q", tc.env, err, tc.want)
+		}
+	}
+}
+
 func TestBatchSizeZeroOnlyReaps(t *testing.T) {
 	srv := redistest.Start(t)
 	c := testConfig(t, srv, map[string]string{"BATCH_SIZE": "0"})
