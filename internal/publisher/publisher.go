@@ -18,6 +18,11 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
+// Summary says what the publisher program does, for its --help.
+const Summary = `publishes BATCH_SIZE synthetic events every PUBLISH_INTERVAL (0 = none),
+runs the reaper every REAP_INTERVAL (it brings back the events of jobs that
+died), and serves /healthz, /readyz and /metrics on HTTP_ADDR until SIGTERM.`
+
 // Config is the publisher's configuration (environment variables).
 type Config struct {
 	Redis queue.RedisConfig
