@@ -107,6 +107,10 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 		zap.String("http", ln.Addr().String()), zap.Duration("publish_interval", c.PublishInterval),
 		zap.Int("batch_size", c.BatchSize), zap.Int("publish_limit", c.PublishLimit))
 
+	if c.Queue.MinReplicas > 0 {
+		warnFewReplicas(ctx, log, q, c)
+	}
+
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
 	wg.Go(func() {
@@ -142,6 +146,23 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 	return runErr
 }
 
+// warnFewReplicas warns at start when the queue's master has fewer replicas
+// than REDIS_MIN_REPLICAS: every batch will then wait for them (pushed
+// once; /metrics shows redis_keda_redis_replicas and
+// redis_keda_unreplicated_events meanwhile).
+func warnFewReplicas(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config) {
+	ctx, cancel := context.WithTimeout(ctx, c.ShutdownTimeout)
+	defer cancel()
+	n, err := q.AckingReplicas(ctx, c.Queue.MinReplicasTimeout)
+	switch {
+	case err != nil:
+		log.Warn("could not count the Redis master's replicas (REDIS_MIN_REPLICAS is set)", zap.Error(err))
+	case n < c.Queue.MinReplicas:
+		log.Warn(fmt.Sprintf("the Redis master has %d acknowledging replicas, REDIS_MIN_REPLICAS=%d: each batch is pushed once and waits until enough replicas have it", n, c.Queue.MinReplicas),
+			zap.Int("replicas", n), zap.Int("min_replicas", c.Queue.MinReplicas))
+	}
+}
+
 func routes(q *queue.Queue, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics)
@@ -162,45 +183,86 @@ func routes(q *queue.Queue, metrics http.Handler) http.Handler {
 
 // publishLoop publishes one batch now and one every interval until ctx ends
 // or the limit is reached. A batch that fails to publish is kept and retried
-// at the next tick, so the generated load is not silently short.
+// at the next tick with the same ids, so the generated load is not silently
+// short — unless it is known to be on the master: with REDIS_MIN_REPLICAS,
+// a batch whose LPUSH ran is never pushed again while the publisher waits
+// for the replicas (only the WAIT is repeated: a missing replica used to
+// make a copy of the batch every interval); it is pushed again only when
+// the master stopped answering before the replicas had it (it may be lost
+// with that master).
+//
+// "Published" (the published_total metric, PUBLISH_LIMIT, the log) counts
+// each event once, when its LPUSH ran on the master; with
+// REDIS_MIN_REPLICAS the batch is reported "published batch" once the
+// replicas have it too, and redis_keda_unreplicated_events counts the
+// events pushed but not yet on enough replicas.
 func publishLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config, m *metrics) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
 	t := time.NewTicker(c.PublishInterval)
 	defer t.Stop()
 	var published int
 	var batch []queue.Event
+	counted := false // batch's events are in published (its LPUSH ran)
 	for {
-		if c.PublishLimit > 0 && published >= c.PublishLimit {
+		if c.PublishLimit > 0 && published >= c.PublishLimit && batch == nil {
 			log.Info("publish limit reached; publishing stops, reaper keeps running", zap.Int("published", published))
 			return
 		}
 		if batch == nil {
-			batch = newBatch(rng, c, published)
+			batch, counted = newBatch(rng, c, published), false
 		}
-		// The batch in progress finishes even if a signal arrives meanwhile.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+		ids := []zap.Field{zap.String("first_id", batch[0].ID), zap.String("last_id", batch[len(batch)-1].ID)}
+		pushed := func() {
+			if !counted {
+				counted = true
+				published += len(batch)
+				m.published.Add(float64(len(batch)))
+			}
+		}
+		var lastWarn time.Time
+		keepWaiting := func(nr *queue.NotReplicatedError) bool {
+			pushed() // the WAIT answered: the LPUSH ran
+			m.unreplicated.Set(float64(len(batch)))
+			if time.Since(lastWarn) >= c.PublishInterval {
+				lastWarn = time.Now()
+				log.Warn("batch pushed, waiting for replicas; not pushing it again", append(ids, zap.Int("events", len(batch)),
+					zap.Int("replicas", nr.Replicas), zap.Int("min_replicas", nr.Want), zap.String("master", nr.Master))...)
+			}
+			return ctx.Err() == nil
+		}
+		// The batch in progress finishes even if a signal arrives meanwhile;
+		// a wait for replicas ends with the signal (keepWaiting).
 		start := time.Now()
-		out, err := q.Publish(bctx, batch...)
-		var stats queue.Stats
-		if err == nil {
-			stats, _ = q.Stats(bctx) // informative only
-		}
-		cancel()
-		if err != nil {
-			log.Error("publish failed; will retry the batch with the same ids", zap.Int("events", len(batch)),
-				zap.String("first_id", batch[0].ID), zap.String("last_id", batch[len(batch)-1].ID), zap.Error(err))
-		} else {
-			published += len(out)
-			m.published.Add(float64(len(out)))
+		out, err := q.PublishAwaitingReplicas(context.WithoutCancel(ctx), keepWaiting, batch...)
+		var nr *queue.NotReplicatedError
+		switch {
+		case err == nil:
+			pushed()
+			m.unreplicated.Set(0)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+			stats, _ := q.Stats(sctx) // informative only
+			cancel()
 			waits := make([]float64, len(out))
 			for i, ev := range out {
 				waits[i] = ev.Wait.Seconds()
 			}
-			log.Info("published batch", zap.Int("events", len(out)), zap.Int("published_total", published),
-				zap.String("first_id", out[0].ID), zap.String("last_id", out[len(out)-1].ID),
+			log.Info("published batch", append(ids, zap.Int("events", len(out)), zap.Int("published_total", published),
 				zap.Float64s("waits", waits), zap.Duration("took", time.Since(start)),
-				zap.Int64("pending", stats.Pending), zap.Int64("processing", stats.Processing), zap.Int64("dead", stats.Dead))
+				zap.Int64("pending", stats.Pending), zap.Int64("processing", stats.Processing), zap.Int64("dead", stats.Dead))...)
 			batch = nil
+		case errors.As(err, &nr) && nr.Replicas >= 0:
+			// Stopped waiting (shutdown): on the master, not confirmed on
+			// the replicas.
+			pushed()
+			log.Warn("batch pushed but not confirmed on enough replicas at shutdown; it is on the master", append(ids,
+				zap.Int("events", len(batch)), zap.Int("published_total", published), zap.Error(err))...)
+			batch = nil
+		case nr != nil:
+			pushed()
+			log.Error("batch pushed, then the master stopped answering before enough replicas had it; will push it again with the same ids",
+				append(ids, zap.Int("events", len(batch)), zap.Error(err))...)
+		default:
+			log.Error("publish failed; will retry the batch with the same ids", append(ids, zap.Int("events", len(batch)), zap.Error(err))...)
 		}
 		select {
 		case <-ctx.Done():
