@@ -13,7 +13,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// metrics is what the publisher exports on /metrics. The queue's numbers are
+// metrics is what the publisher exports on /metrics; every metric of the
+// queue has the label queue (QUEUE). The queue's numbers are
 // read from Redis at scrape time (queueCollector): they are the queue's, not
 // this process's, so every replica reports the same values and they survive
 // restarts. The process's own: events it published, when its reaper last
@@ -64,9 +65,12 @@ func newMetrics(q *queue.Queue, c Config, log *zap.Logger) *metrics {
 		version = "dev"
 	}
 	build.WithLabelValues(version, runtime.Version()).Set(1)
-	m.registry.MustRegister(m.published, m.unreplicated, m.reaperLastRun, interval, build,
-		newQueueCollector(q, c.Queue, log),
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every metric about the queue carries queue=QUEUE, so the queues of one
+	// namespace (one publisher each) are told apart and alert separately;
+	// the build and the Go runtime's metrics are the process's.
+	perQueue := prometheus.WrapRegistererWith(prometheus.Labels{"queue": c.Queue.Name}, m.registry)
+	perQueue.MustRegister(m.published, m.unreplicated, m.reaperLastRun, interval, newQueueCollector(q, c.Queue, log))
+	m.registry.MustRegister(build, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

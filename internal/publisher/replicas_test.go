@@ -77,9 +77,9 @@ func TestNoReplicaPushesTheBatchOnce(t *testing.T) {
 	}
 	_, fams := scrape(t, c.HTTPAddr)
 	for name, want := range map[string][]string{
-		"redis_keda_published_total":     {" 2"},
-		"redis_keda_unreplicated_events": {" 2"},
-		"redis_keda_redis_replicas":      {"kind=acking 0", "kind=min 1"},
+		"redis_keda_published_total":     {"queue=events 2"},
+		"redis_keda_unreplicated_events": {"queue=events 2"},
+		"redis_keda_redis_replicas":      {"kind=acking,queue=events 0", "kind=min,queue=events 1"},
 	} {
 		if got := values(fams, name); !slices.Equal(got, want) {
 			t.Errorf("%s = %q, want %q", name, got, want)
@@ -136,9 +136,9 @@ func TestBatchWaitsForAReplica(t *testing.T) {
 	}
 	_, fams := scrape(t, c.HTTPAddr)
 	for name, want := range map[string][]string{
-		"redis_keda_published_total":     {" 6"},
-		"redis_keda_unreplicated_events": {" 0"},
-		"redis_keda_redis_replicas":      {"kind=acking 1", "kind=min 1"},
+		"redis_keda_published_total":     {"queue=events 6"},
+		"redis_keda_unreplicated_events": {"queue=events 0"},
+		"redis_keda_redis_replicas":      {"kind=acking,queue=events 1", "kind=min,queue=events 1"},
 	} {
 		if got := values(fams, name); !slices.Equal(got, want) {
 			t.Errorf("%s = %q, want %q", name, got, want)
