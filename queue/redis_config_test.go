@@ -329,6 +329,9 @@ func TestRedisURLFragmentAndStrayAtAreRefused(t *testing.T) {
 	// An '@' inside the userinfo is read as url.Parse reads it (up to the
 	// last '@', the host's), so it is not ambiguous: accepted.
 	c, err := parseRedisEnv(map[string]string{"REDIS_ADDR": "redis://app:Tr0ub@dor@127.0.0.1:6379"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got, err := c.resolve(); err != nil || got.password != "Tr0ub@dor" || strings.Join(got.addrs, ",") != "127.0.0.1:6379" {
 		t.Errorf("'@' in the userinfo: %+v, %v", got, err)
 	}
