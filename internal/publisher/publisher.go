@@ -230,10 +230,15 @@ func publishLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config,
 			}
 			return ctx.Err() == nil
 		}
-		// The batch in progress finishes even if a signal arrives meanwhile;
-		// a wait for replicas ends with the signal (keepWaiting).
+		// The batch in progress finishes even if a signal arrives meanwhile,
+		// within SHUTDOWN_TIMEOUT of it; a wait for replicas ends with the
+		// signal (keepWaiting).
 		start := time.Now()
-		out, err := q.PublishAwaitingReplicas(context.WithoutCancel(ctx), keepWaiting, batch...)
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.ShutdownTimeout, cancel) })
+		out, err := q.PublishAwaitingReplicas(pctx, keepWaiting, batch...)
+		stop()
+		cancel()
 		var nr *queue.NotReplicatedError
 		switch {
 		case err == nil:

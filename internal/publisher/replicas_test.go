@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,20 +16,24 @@ import (
 )
 
 // runObserved runs the publisher with an observed logger until the test
-// ends.
-func runObserved(t *testing.T, c Config) *observer.ObservedLogs {
+// ends or stop is called (it returns when the publisher has).
+func runObserved(t *testing.T, c Config) (logs *observer.ObservedLogs, stop func()) {
 	t.Helper()
 	core, logs := observer.New(zap.InfoLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, zap.New(core), c) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return logs
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return logs, stop
 }
 
 // waitLogs waits until n lines with the message were logged.
@@ -58,7 +63,7 @@ func TestNoReplicaPushesTheBatchOnce(t *testing.T) {
 	srv := redistest.Start(t)
 	c := testConfig(t, srv, map[string]string{"BATCH_SIZE": "2", "PUBLISH_LIMIT": "2", "PUBLISH_INTERVAL": "200ms",
 		"REDIS_MIN_REPLICAS": "1", "REDIS_MIN_REPLICAS_TIMEOUT": "100ms"})
-	logs := runObserved(t, c)
+	logs, stop := runObserved(t, c)
 
 	start := waitLogs(t, logs, "the Redis master has 0 acknowledging replicas, REDIS_MIN_REPLICAS=1: each batch is pushed once and waits until enough replicas have it", 1)
 	if f := start[0].ContextMap(); start[0].Level != zap.WarnLevel || f["replicas"] != int64(0) || f["min_replicas"] != int64(1) {
@@ -88,6 +93,16 @@ func TestNoReplicaPushesTheBatchOnce(t *testing.T) {
 	if n := logs.FilterMessage("published batch").Len() + logs.FilterMessageSnippet("publish failed").Len(); n != 0 {
 		t.Errorf("%d lines say published or failed: the batch was never replicated", n)
 	}
+	// Shutdown ends the wait: the batch is reported on the master, not
+	// confirmed, and not pushed again.
+	stop()
+	end := logs.FilterMessage("batch pushed but not confirmed on enough replicas at shutdown; it is on the master").All()
+	if len(end) != 1 || end[0].ContextMap()["first_id"] != first["first_id"] || end[0].ContextMap()["published_total"] != int64(2) {
+		t.Errorf("shutdown lines %v", end)
+	}
+	if n := srv.Do("LLEN", "events").(int64); n != 2 {
+		t.Errorf("the pending list holds %d entries after shutdown, want 2", n)
+	}
 	t.Logf("%d WAITs answered 0 of 1 replicas; the list holds the batch once", len(waiting))
 }
 
@@ -112,7 +127,7 @@ func TestBatchWaitsForAReplica(t *testing.T) {
 	c := testConfig(t, master, map[string]string{"BATCH_SIZE": "3", "PUBLISH_LIMIT": "6",
 		"REDIS_MIN_REPLICAS": "1", "REDIS_MIN_REPLICAS_TIMEOUT": "200ms"})
 	replica.Pause()
-	logs := runObserved(t, c)
+	logs, _ := runObserved(t, c)
 	waiting := waitLogs(t, logs, waitingMsg, 3)
 	first, last := waiting[0].ContextMap()["first_id"], waiting[0].ContextMap()["last_id"]
 	if n := master.Do("LLEN", "events").(int64); n != 3 {
