@@ -1,40 +1,33 @@
 package realnode
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/redis-keda/redis-keda/e2e/cluster"
 )
 
-// Build runs e2eDir/images/build.sh all: kubelet, kube-proxy, CoreDNS and
-// pause binaries, the base images (cached by version stamp) and the project
-// image from the repository's Dockerfile (rebuilt each time; buildah's layer
-// cache makes an unchanged tree quick). It needs the network (Go module
-// proxy, Debian mirror on a cold cache): call it before EnterSandbox.
-// Returns the node folder for Options.NodeDir; progress goes to log.
+// Build runs e2eDir/images/build.sh all: the bed's Go binaries (through
+// e2e/build.sh, the one builder: kubelet and kube-proxy are links to its
+// multi-call kube binary; CoreDNS, pause), the base images (cached by
+// version stamp) and the project image from the repository's Dockerfile
+// (rebuilt each time; buildah's layer cache makes an unchanged tree quick).
+// On a cold cache the debootstraps and the project image are made while the
+// binaries compile. It needs the network (Go module proxy, Debian mirror on
+// a cold cache): call it before EnterSandbox. Returns the node folder for
+// Options.NodeDir; progress goes to log.
 func Build(ctx context.Context, e2eDir string, log io.Writer) (string, error) {
-	if log == nil {
-		log = io.Discard
+	dir, err := cluster.RunBuildScript(ctx, e2eDir, log, filepath.Join("images", "build.sh"), "all")
+	if err != nil {
+		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(e2eDir, "images", "build.sh"), "all")
-	cmd.Dir = e2eDir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, log
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("e2e/images/build.sh: %w", err)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	dir := strings.TrimSpace(lines[len(lines)-1])
-	if dir == "" || !fileExists(filepath.Join(dir, "versions.env")) {
-		return "", errors.New("e2e/images/build.sh: no node dir printed")
+	if !fileExists(filepath.Join(dir, "versions.env")) {
+		return "", fmt.Errorf("e2e/images/build.sh: no versions.env in the node dir it printed (%s)", dir)
 	}
 	return dir, nil
 }
