@@ -48,30 +48,30 @@ func HostVersions(ctx context.Context, nodeDir string) (string, error) {
 // Which is the one line `go tool task test` and `demo` print first:
 // "node: kubelet <v>, containerd <v>, runc <v>" when the machine can run the
 // real node (kubelet's version is the pin in tools/k8s/go.mod: it may not be
-// built yet), else "node: stand-in (<reason>)". E2E_NODE=standin forces the
-// stand-in.
-func Which(ctx context.Context, e2eDir string) (line string, real bool) {
-	ok, reason := Available()
-	if os.Getenv("E2E_NODE") == "standin" {
-		ok, reason = false, "E2E_NODE=standin"
+// built yet), else "node: stand-in (<reason>)" (see Choose). The error is
+// Choose's: the machine can run the real node but a package is missing.
+func Which(ctx context.Context, e2eDir string) (line string, real bool, err error) {
+	real, reason, err := Choose()
+	if err != nil {
+		return "", false, err
 	}
-	if !ok {
-		return "node: stand-in (" + reason + ")", false
+	if !real {
+		return "node: stand-in (" + reason + ")", false, nil
 	}
 	kubelet, err := modVersion(filepath.Join(e2eDir, "tools", "k8s", "go.mod"), "k8s.io/kubernetes")
 	if err != nil {
-		return "node: stand-in (" + err.Error() + ")", false
+		return "", false, err
 	}
 	n := &Node{versions: map[string]string{"kubelet": kubelet}}
 	for name, cmd := range map[string][]string{"containerd": {"containerd", "--version"}, "runc": {"runc", "--version"}} {
 		out, err := exec.CommandContext(ctx, cmd[0], cmd[1:]...).CombinedOutput()
 		first, _, _ := strings.Cut(string(out), "\n")
 		if err != nil || findVersion(first) == "" {
-			return fmt.Sprintf("node: stand-in (%s --version: %v %s)", name, err, strings.TrimSpace(first)), false
+			return "", false, fmt.Errorf("%s --version: %v %s", name, err, strings.TrimSpace(first))
 		}
 		n.versions[name] = findVersion(first)
 	}
-	return "node: " + n.Versions(), true
+	return "node: " + n.Versions(), true, nil
 }
 
 // modVersion reads the required version of module mod from a go.mod.
