@@ -219,11 +219,13 @@ func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSet
 		return err
 	}
 	start := time.Now()
-	fmt.Fprintln(os.Stderr, "demo: starting etcd, kube-apiserver, controller-manager, scheduler, then the node: containerd, kubelet, kube-proxy, CoreDNS, KEDA ...")
+	step := func(what string) { fmt.Fprintf(os.Stderr, "demo: +%ds %s\n", int(time.Since(start).Seconds()), what) }
+	fmt.Fprintln(os.Stderr, "demo: starting etcd, kube-apiserver, controller-manager, scheduler, then the node: containerd, kubelet, kube-proxy, CoreDNS, KEDA (measured warm: ~30 s to the first line) ...")
 	c, err := cluster.Start(ctx, cluster.Options{BinDir: binDir, Log: log, NodeIP: realnode.NodeIP, KEDAInCluster: true})
 	if err != nil {
 		return err
 	}
+	step("control plane up, KEDA's CRDs installed")
 	defer func() {
 		fmt.Fprintln(os.Stderr, "demo: tearing down ...")
 		if err := c.Stop(); err != nil {
@@ -239,6 +241,7 @@ func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSet
 			fmt.Fprintln(os.Stderr, "demo: stop node:", err)
 		}
 	}()
+	step("node up: images imported, kubelet Ready, kube-proxy, CoreDNS, KEDA operator available")
 	env := append(os.Environ(), "KUBECONFIG="+c.Kubeconfig(), "PATH="+binDir+":"+os.Getenv("PATH"))
 	fmt.Fprintln(os.Stderr, "demo: go tool task deploy OVERLAY=e2e-node TAG=e2e-node")
 	deploy := exec.CommandContext(ctx, "go", "tool", "task", "deploy", "OVERLAY=e2e-node", "TAG=e2e-node")
@@ -246,6 +249,7 @@ func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSet
 	if out, err := deploy.CombinedOutput(); err != nil {
 		return fmt.Errorf("task deploy: %w\n%s", err, out)
 	}
+	step("deployed")
 	// dev's own publisher (BATCH_SIZE=2 every 10 s) must not publish into
 	// the demo's count: stop it before it can (scale to 0, wait until its
 	// pods are gone), give it the demo's settings, and count what it may
@@ -260,12 +264,12 @@ func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSet
 		fmt.Sprintf("PUBLISH_LIMIT=%d", pub.events), "LOG_LEVEL=info"); err != nil {
 		return fmt.Errorf("publisher settings: %w\n%s", err, out)
 	}
-	if out, err := c.Kubectl(ctx, "-n", ns, "wait", "--for=delete", "pod", "-l", "app.kubernetes.io/component=publisher", "--timeout=120s"); err != nil {
-		return fmt.Errorf("wait for dev's publisher pod to go: %w\n%s", err, out)
-	}
 	kube, err := kubernetes.NewForConfig(c.RESTConfig())
 	if err != nil {
 		return fmt.Errorf("kube client: %w", err)
+	}
+	if err := waitNoPods(ctx, kube, ns, "app.kubernetes.io/component=publisher", 2*time.Minute); err != nil {
+		return fmt.Errorf("dev's publisher: %w", err)
 	}
 	svc, err := kube.CoreV1().Services(ns).Get(ctx, "redis-keda-redis", metav1.GetOptions{})
 	if err != nil {
@@ -282,6 +286,7 @@ func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSet
 	if err != nil {
 		return err
 	}
+	step("the in-cluster Redis answers")
 	if out, err := c.Kubectl(ctx, "-n", ns, "scale", "deployment/redis-keda-publisher", "--replicas=1"); err != nil {
 		return fmt.Errorf("start the demo's publisher: %w\n%s", err, out)
 	}
@@ -351,6 +356,27 @@ func waitForRedis(ctx context.Context, q *queue.Queue, timeout time.Duration) (i
 		select {
 		case <-ctx.Done():
 			return 0, fmt.Errorf("the in-cluster Redis did not answer within %s: %w", timeout, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// waitNoPods waits until no pod matches selector in ns.
+func waitNoPods(ctx context.Context, kube kubernetes.Interface, ns, selector string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err == nil && len(pods.Items) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			n := 0
+			if pods != nil {
+				n = len(pods.Items)
+			}
+			return fmt.Errorf("%d pods %s still there after %s (last error: %v)", n, selector, timeout, err)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
