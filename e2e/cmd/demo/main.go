@@ -202,7 +202,7 @@ func run() error {
 	}
 	// A fresh redis-server and the overlay's settings from the first pod on:
 	// every event that enters the queue is one of the demo publisher's.
-	tl, sum := watch(ctx, kube, q, namespace, *events, 0, *exitWhenDone)
+	tl, sum := watch(ctx, kube, q, namespace, *events, 0, *exitWhenDone, os.Stdout)
 	return finish(root, map[string]string{"REDIS_ADDR": rdsAddr, "REDIS_PASSWORD": redisPassword, "QUEUE": "events", "LEASE_DURATION": "10s", "MAX_ATTEMPTS": "5"}, q, tl, sum)
 }
 
@@ -299,7 +299,7 @@ func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSet
 	if before > 0 {
 		fmt.Fprintf(os.Stderr, "      %d events were in the queue before the demo's publisher started (dev's publisher): counted as events of this run.\n", before)
 	}
-	tl, sum := watch(ctx, kube, q, ns, pub.events, before, exitWhenDone)
+	tl, sum := watch(ctx, kube, q, ns, pub.events, before, exitWhenDone, os.Stdout)
 	return finish(root, map[string]string{"REDIS_ADDR": addr, "REDIS_USERNAME": user, "REDIS_PASSWORD": password, "QUEUE": "events", "LEASE_DURATION": "30s", "MAX_ATTEMPTS": "5"}, q, tl, sum)
 }
 
@@ -402,8 +402,8 @@ func (l libraryLog) Printf(_ context.Context, format string, v ...any) {
 // processed when exitWhenDone. The run has limit events from the demo's
 // publisher plus before, those the queue held before it started; it is
 // done when all of them are acked or dead and no Job is running.
-func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, namespace string, limit int, before int64, exitWhenDone bool) (timeline.Timeline, summary) {
-	fmt.Printf("\n%-6s %7s %10s %4s | %6s %6s %6s %6s | %s\n", "time", "pending", "processing", "dead", "jobs", "active", "done", "failed", "changes")
+func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, namespace string, limit int, before int64, exitWhenDone bool, out io.Writer) (timeline.Timeline, summary) {
+	fmt.Fprintf(out, "\n%-6s %7s %10s %4s | %6s %6s %6s %6s | %s\n", "time", "pending", "processing", "dead", "jobs", "active", "done", "failed", "changes")
 	start := time.Now()
 	tl := timeline.Timeline{Title: fmt.Sprintf("task demo: %d events on the local control plane with KEDA", limit), Start: start}
 	mark := func(label string) { tl.Marks = append(tl.Marks, timeline.Mark{At: time.Since(start), Label: label}) }
@@ -427,7 +427,7 @@ func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, names
 			return tl, sum
 		}
 		if err := errors.Join(serr, jerr); err != nil {
-			fmt.Printf("%-6s %v\n", since(start), err)
+			fmt.Fprintf(out, "%-6s %v\n", since(start), err)
 			continue
 		}
 		var changes []string
@@ -462,7 +462,7 @@ func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, names
 		if len(line) > 70 {
 			line = line[:67] + "..."
 		}
-		fmt.Printf("%-6s %7d %10d %4d | %6d %6d %6d %6d | %s\n", since(start), s.Pending, s.Processing, s.Dead,
+		fmt.Fprintf(out, "%-6s %7d %10d %4d | %6d %6d %6d %6d | %s\n", since(start), s.Pending, s.Processing, s.Dead,
 			len(seen), active, done, failed, line)
 		if n := entered(s); n > events {
 			mark(fmt.Sprintf("+%d events", n-events))
@@ -482,9 +482,9 @@ func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, names
 				line += fmt.Sprintf(" (%d of them dead-lettered)", s.Dead)
 			}
 			if exitWhenDone {
-				fmt.Println(line)
+				fmt.Fprintln(out, line)
 			} else {
-				fmt.Println(line + "; Ctrl-C to stop and tear down")
+				fmt.Fprintln(out, line+"; Ctrl-C to stop and tear down")
 			}
 		}
 		if exitWhenDone && drained && time.Since(drainedAt) >= 3*time.Second {
