@@ -11,6 +11,7 @@ package scripts_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -173,20 +174,12 @@ func (b *depsBed) run(args ...string) (stderr string, code int) {
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
-	case errorsAs(err, &exit):
+	case errors.As(err, &exit):
 		code = exit.ExitCode()
 	default:
 		b.t.Fatalf("run deps.sh: %v", err)
 	}
 	return errb.String(), code
-}
-
-func errorsAs(err error, target **exec.ExitError) bool {
-	e, ok := err.(*exec.ExitError)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 func (b *depsBed) calls() []string {
@@ -276,7 +269,7 @@ func (s *started) finish(t *testing.T) (stderr string, code int) {
 	}
 	err := s.cmd.Wait()
 	var exit *exec.ExitError
-	if err != nil && !errorsAs(err, &exit) {
+	if err != nil && !errors.As(err, &exit) {
 		t.Fatalf("deps.sh: %v", err)
 	}
 	if exit != nil {
