@@ -85,8 +85,9 @@ build() {
   log "$out: building $pkg (load $(load)) ..."
   # `times` in the subshell: the CPU seconds of its children (go build and
   # the compilers), which load from other work does not inflate.
-  cpu=$(cd "$dir" && env "$@" go build -trimpath $gcflags -ldflags "$ldflags" -o "$bin/.$out.tmp" "$pkg" >&2 &&
-    times | awk 'END { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
+  # (`times` itself must not run in a pipe: a pipe's subshell has no children.)
+  cpu=$(cd "$dir" && env "$@" go build -trimpath $gcflags -ldflags "$ldflags" -o "$bin/.$out.tmp" "$pkg" >&2 && times)
+  cpu=$(awk 'END { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' <<<"$cpu")
   mv "$bin/.$out.tmp" "$bin/$out"
   log "$out: done in $((SECONDS - start))s, ${cpu}s CPU (load $(load))"
 }
