@@ -17,9 +17,12 @@ case "$payload" in
   until=$(echo "$payload" | sed 's/.*"until":\([0-9]*\).*/\1/')
   while [ "$(date +%s)" -lt "$until" ]; do sleep 1; done ;;
 *'"do":"daemon"'*)
-  setsid sleep 3600 &
+  # A daemon outside the process group holding stdout and stderr, one
+  # inside it; wait until the first has left the group (else the group's
+  # SIGKILL at this program's exit may catch it before setsid).
+  setsid sh -c 'echo $$ > /tmp/daemon.pid; exec sleep 3600' &
   sleep 3600 &
-  sh -c 'sleep 1' &
+  while [ ! -s /tmp/daemon.pid ]; do sleep 0.05; done
   say forked ;;
 *'"do":"env"'*)
   if env | grep -q -i -e PASSWORD -e redis-keda-dev-only; then say secret-seen; exit 1; fi
