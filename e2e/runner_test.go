@@ -98,9 +98,22 @@ func testRunnerOnce(ctx context.Context, t *testing.T, b *realBed) {
 	t0 := b.publishDo(ctx, t, payloads...)
 	b.waitIdle(ctx, t, 4*time.Minute)
 	b.settle(ctx, t, t0)
+	// One Job per event, plus any twin KEDA starts when a pod has not
+	// claimed within one pollingInterval (the residual race documented in
+	// k8s/base/scaledjob.yaml; the runner's init container makes a pod's
+	// start longer): such a twin must find nothing and exit 0.
 	jobs := b.w.jobsSince(t0)
-	if len(jobs) != n {
-		t.Errorf("%d Jobs for %d events, want one per event", len(jobs), n)
+	empty := 0
+	for _, j := range jobs {
+		for _, l := range b.w.logLines(j.name) {
+			if strings.HasPrefix(fmt.Sprint(l["msg"]), "no event to claim") {
+				empty++
+			}
+		}
+	}
+	t.Logf("%d events -> %d Jobs (%d found nothing)", n, len(jobs), empty)
+	if len(jobs)-empty != n {
+		t.Errorf("%d Jobs, %d of them empty-handed, for %d events: want one Job per event plus empty-handed twins", len(jobs), empty, n)
 	}
 	for _, j := range jobs {
 		if !j.complete {
