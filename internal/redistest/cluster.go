@@ -242,13 +242,54 @@ func (c *Cluster) health() (slotMap, string) {
 }
 
 // WaitHealthy waits until the running nodes agree on a healthy cluster (see
-// StartCluster) and returns how long that took.
+// StartCluster) and every running node that serves no slots is an in-sync
+// replica of a master that does (see Server.WaitReplicas: after a restart
+// the old master first turns into a replica, then makes a full resync). It
+// returns how long that took.
 func (c *Cluster) WaitHealthy(timeout time.Duration) time.Duration {
 	c.t.Helper()
-	return waitFor(c.t, timeout, "cluster healthy", func() string {
-		_, why := c.health()
-		return why
+	checks := map[string]*syncCheck{} // by master address
+	return waitFor(c.t, timeout, "cluster healthy, replicas in sync", func() string {
+		m, why := c.health()
+		if why != "" {
+			return why
+		}
+		return c.replicasInSync(m, checks)
 	})
+}
+
+// replicasInSync returns "" when every running node that is no master in m
+// follows one of m's masters and has caught up with it (syncCheck), else
+// what is wrong.
+func (c *Cluster) replicasInSync(m slotMap, checks map[string]*syncCheck) string {
+	masters := map[string]bool{}
+	for _, r := range m {
+		masters[r.master] = true
+	}
+	byMaster := map[string][]*Server{}
+	for _, n := range c.running() {
+		if masters[n.Addr] {
+			continue
+		}
+		ri, err := n.replInfo()
+		if err != nil {
+			return fmt.Sprintf("%s: INFO replication: %v", n.Addr, err)
+		}
+		follows := net.JoinHostPort(ri.fields["master_host"], ri.fields["master_port"])
+		if ri.fields["role"] != "slave" || !masters[follows] {
+			return fmt.Sprintf("%s serves no slots and is not a replica of a master that does (role:%s master %s)", n.Addr, ri.fields["role"], follows)
+		}
+		byMaster[follows] = append(byMaster[follows], n)
+	}
+	for addr, replicas := range byMaster {
+		if checks[addr] == nil {
+			checks[addr] = &syncCheck{}
+		}
+		if why := checks[addr].poll(c.Node(addr), replicas); why != "" {
+			return why
+		}
+	}
+	return ""
 }
 
 // MasterOf returns the master serving key's slot, once the cluster is

@@ -118,6 +118,7 @@ func (st *settings) directives(port int, dir string) [][]string {
 		{"logfile", filepath.Join(dir, "redis.log")},
 		{"enable-debug-command", "local"}, // DEBUG SLEEP in tests
 		{"repl-diskless-sync-delay", "0"}, // replicas sync at once, not after 5 s
+		{"repl-ping-replica-period", "1"}, // a write to every replica each second (see syncCheck)
 	}
 	d = append(d, st.listen(port)...)
 	if st.aof {
