@@ -35,8 +35,8 @@ import (
 // Two queues on that master run side by side: one published with
 // REDIS_MIN_REPLICAS=1, one with 0. "Lost" is an event whose Publish
 // returned success and that no job ever acked (from the jobs' own log
-// lines; a job is killed only before its ack can happen — kills land within
-// 250 ms of the start, events take 300 ms — so every ack is logged).
+// lines; a job is killed only when it provably has not acked — see the
+// runners — so every ack is logged).
 //
 // The REDIS_MIN_REPLICAS=0 queue is the control arm: it must lose events,
 // or the cut did not happen and the durable queue's 0 lost proves nothing.
@@ -44,6 +44,9 @@ import (
 // that the master acknowledged writes past the replicas' last offset, that
 // at least one acknowledged event sat only on the master when it died, and
 // that the promoted replica's history stops before them.
+
+// eventWork is how long a job works on each event of the run (its wait).
+const eventWork = 300 * time.Millisecond
 
 // chaosQueue is one queue of the run and what happened to it.
 type chaosQueue struct {
@@ -225,7 +228,7 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 			for i := 0; i < cq.events; {
 				batch := make([]queue.Event, min(cq.batch, cq.events-i))
 				for j := range batch {
-					batch[j] = queue.Event{ID: fmt.Sprintf("%s-%03d", strings.Trim(cq.name, "{}"), i+j), Wait: 300 * time.Millisecond}
+					batch[j] = queue.Event{ID: fmt.Sprintf("%s-%03d", strings.Trim(cq.name, "{}"), i+j), Wait: eventWork}
 				}
 				for {
 					select {
@@ -288,11 +291,23 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 					runners.Go(func() {
 						rng := rand.New(rand.NewPCG(uint64(r), uint64(time.Now().UnixNano())))
 						for time.Now().Before(deadline) && runCtx.Err() == nil && (publishing.Load() || busy(ctx, cq.q)) {
+							begin := time.Now()
 							p := f.start(t, "QUEUE="+cq.name)
 							kill := rng.IntN(4) == 0
 							if kill {
-								time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
-								_ = p.cmd.Process.Signal(syscall.SIGKILL)
+								// Frozen at a random instant, then killed only if
+								// that was less than an event's work after begin:
+								// it cannot have acked yet, so no ack goes
+								// unlogged. Later (a loaded machine overslept
+								// the sleep) it is let go, not guessed about.
+								time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
+								_ = p.cmd.Process.Signal(syscall.SIGSTOP)
+								if time.Since(begin) < eventWork {
+									_ = p.cmd.Process.Signal(syscall.SIGKILL)
+								} else {
+									kill = false
+									_ = p.cmd.Process.Signal(syscall.SIGCONT)
+								}
 							}
 							<-p.waited
 							cq.mu.Lock()
@@ -440,7 +455,7 @@ func cutOffAndKill(t *testing.T, tp chaosTopology, durable, fast *chaosQueue, cu
 	}
 	replid, cutAt := old.ReplicationOffset()
 
-	refused := queue.Event{ID: strings.Trim(durable.name, "{}") + "-cut", Wait: 300 * time.Millisecond}
+	refused := queue.Event{ID: strings.Trim(durable.name, "{}") + "-cut", Wait: eventWork}
 	_, err := durable.q.Publish(ctx, refused)
 	var nr *queue.NotReplicatedError
 	if !errors.As(err, &nr) || nr.Replicas != 0 || nr.Want != 1 {
@@ -457,7 +472,7 @@ func cutOffAndKill(t *testing.T, tp chaosTopology, durable, fast *chaosQueue, cu
 		}
 		id := fmt.Sprintf("%s-cut-%02d", strings.Trim(fast.name, "{}"), round)
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		_, err := fast.q.Publish(pctx, queue.Event{ID: id, Wait: 300 * time.Millisecond})
+		_, err := fast.q.Publish(pctx, queue.Event{ID: id, Wait: eventWork})
 		cancel()
 		if err != nil {
 			t.Fatalf("control arm: publish %s on the master with its replicas cut off (REDIS_MIN_REPLICAS=0): %v", id, err)
