@@ -113,7 +113,11 @@ func (s state) clean(t testing.TB) {
 
 func claim(t testing.TB, q *Queue) *Delivery {
 	t.Helper()
-	d, err := q.Claim(context.Background(), time.Second)
+	// 10 s, not 1 s: Claim gives up without a BRPOPLPUSH when its timeout
+	// has passed by the time its registration returns, which on a loaded
+	// machine happened with events pending ("no event to claim"). It
+	// returns at once when one is.
+	d, err := q.Claim(context.Background(), 10*time.Second)
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}
