@@ -77,7 +77,12 @@ type chaosTopology struct {
 	failover      func(t *testing.T) time.Duration
 	firstFailover string
 	killed        func(t *testing.T, old *redistest.Server) time.Duration // waits for the promotion
-	restarted     func(t *testing.T, old *redistest.Server)               // old master back as a replica
+	// failoverGap is the least time between the first failover's end and
+	// the second kill for the topology to fail over again: Sentinel starts
+	// no failover of a master within 2 x failover-timeout of the last one
+	// (it waits, and the sentinels can disagree meanwhile).
+	failoverGap time.Duration
+	restarted   func(t *testing.T, old *redistest.Server) // old master back as a replica
 }
 
 func TestChaosWithFailoverCluster(t *testing.T) {
@@ -177,9 +182,10 @@ func TestChaosWithFailoverSentinel(t *testing.T) {
 			return took
 		},
 		killed: func(t *testing.T, old *redistest.Server) time.Duration {
-			_, took := s.WaitFailover(old, 30*time.Second)
+			_, took := s.WaitFailover(old, time.Minute)
 			return took
 		},
+		failoverGap: 2 * redistest.SentinelFailoverTimeout,
 		restarted: func(t *testing.T, old *redistest.Server) {
 			s.RestartAsReplica(old)
 			s.WaitSettled(time.Minute)
@@ -343,8 +349,13 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 	}
 	waitBatches(10)
 	took := tp.failover(t)
+	firstDone := time.Now()
 	t.Logf("+%s first failover (%s): new master after %s", time.Since(start).Round(100*time.Millisecond), tp.firstFailover, took.Round(time.Millisecond))
 	waitBatches(20)
+	if wait := tp.failoverGap - time.Since(firstDone); wait > 0 {
+		t.Logf("+%s waiting %s: the topology fails over again only %s after the last failover", time.Since(start).Round(100*time.Millisecond), wait.Round(100*time.Millisecond), tp.failoverGap)
+		time.Sleep(wait) // a lower bound: load cannot make it too short
+	}
 	t.Logf("+%s cutting the replicas off (%d of 30 durable batches published)", time.Since(start).Round(100*time.Millisecond), batches.Load())
 	onlyOnMaster := cutOffAndKill(t, tp, queues[0], queues[1], &cutOff)
 	t.Logf("+%s second failover done", time.Since(start).Round(100*time.Millisecond))
