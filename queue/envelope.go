@@ -178,6 +178,8 @@ func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 // helpers, so the Go and Lua sides write the formats above identically.
 //
 // now_ms()                       Redis server time, Unix ms
+// finished(key, member)          a live finished marker (see finishedKey)
+// mark_finished(key, member, ms) set one, pruning up to two expired ones
 // split_entry(e)                 envelope header table (or nil) and payload
 // envelope(h, payload)           "rkq1 " .. json(h) .. "\n" .. payload
 // utf8_valid(s)                  exact UTF-8 check (C-speed gsub passes)
@@ -197,6 +199,16 @@ local function split_entry(e)
     end
   end
   return nil, e
+end
+local function finished(key, member)
+  local s = redis.call('ZSCORE', key, member)
+  return s and tonumber(s) > now_ms()
+end
+local function mark_finished(key, member, ttl)
+  local now = now_ms()
+  local old = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, 2)
+  if #old > 0 then redis.call('ZREM', key, unpack(old)) end
+  redis.call('ZADD', key, now + tonumber(ttl), member)
 end
 local function envelope(h, payload)
   return 'rkq1 ' .. cjson.encode(h) .. '\n' .. payload

@@ -72,3 +72,10 @@ func deadKey(name string) string { return hashTag(name) + ":dead" }
 // (acked, retried, dead, released, reaped_requeued, reaped_rescued,
 // reaped_dead, reaped_stale): updated by the same scripts that move the events.
 func countersKey(name string) string { return hashTag(name) + ":counters" }
+
+// finishedKey is the ZSET "<claim token>:<outcome>" -> expiry (Unix ms) of
+// recently finished deliveries (acked, retried, dead, released): a finishing
+// script run again after its reply was lost finds its own marker and reports
+// "already done" instead of "lease lost". Markers live for the finishing
+// retry window; each finish prunes up to two expired ones.
+func finishedKey(name string) string { return hashTag(name) + ":finished" }
