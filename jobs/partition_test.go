@@ -172,3 +172,37 @@ func TestTLSAgainstPlaintextIsRetriedThenNamed(t *testing.T) {
 }
 
 var _ = redistest.Start
+
+// Redis restarts without persistence while the job works: the claim list
+// and the lease vanish together, inside the lease. The job says what
+// happened — Redis lost the event — not that another job will process it;
+// and it warned at start that the server keeps nothing.
+func TestEventLostByARedisRestartWithoutPersistence(t *testing.T) {
+	f := newFixture(t, 30*time.Second) // appendonly no, save ""
+	ctx := context.Background()
+	if _, err := f.q.Publish(ctx, queue.Event{ID: "gone-with-redis", Wait: 2 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	p := f.start(t, "REDIS_RETRY_TIMEOUT=30s")
+	f.waitFor(t, "the claim", func(s queue.Stats) bool { return s.Processing == 1 })
+	f.srv.Restart()
+	if code := p.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.out.String())
+	}
+	lost := p.lines(t, "event lost by Redis")
+	if len(lost) != 1 || lost[0]["level"] != "error" || lost[0]["outcome"] != "vanished" || lost[0]["id"] != "gone-with-redis" ||
+		lost[0]["msg"] != "event lost by Redis: its claim list and lease vanished while the lease was valid — Redis restarted without persistence, was flushed, or failed over to a replica that lacked them; see README, Guarantees" {
+		t.Fatalf("want one exact 'event lost by Redis' line; output:\n%s", p.out.String())
+	}
+	if n := len(p.lines(t, "another job will process it")); n != 0 {
+		t.Errorf("the job claims another job will process an event Redis lost; output:\n%s", p.out.String())
+	}
+	warn := p.lines(t, "Redis has no persistence")
+	if len(warn) != 1 || warn[0]["level"] != "warn" || warn[0]["appendonly"] != "no" || warn[0]["save"] != "" ||
+		warn[0]["msg"] != "Redis has no persistence (appendonly no, no RDB snapshots) — a Redis restart loses every event, pending and in flight; use appendonly yes with appendfsync always" {
+		t.Errorf("want one exact persistence warning; output:\n%s", p.out.String())
+	}
+	if s, _ := f.q.Stats(ctx); s.Pending+s.Processing != 0 {
+		t.Errorf("stats %+v: the event should be gone with the restart", s)
+	}
+}
