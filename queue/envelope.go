@@ -252,7 +252,9 @@ func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 // finished(key, member)          a live finished marker (see finishedKey)
 // mark_finished(key, member, ms) set one, pruning up to two expired ones
 // split_entry(e)                 envelope header table (or nil: not an
-//                                envelope, or not a valid one) and payload
+//
+//	envelope, or not a valid one) and payload
+//
 // envelope(h, payload)           "rkq1 " .. json(h) .. "\n" .. payload
 // utf8_valid(s)                  exact UTF-8 check (C-speed gsub passes)
 // base64(s)                      standard base64 (C-speed gsub passes)

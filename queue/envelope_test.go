@@ -41,7 +41,7 @@ func TestEnvelopeGoAndLuaAgree(t *testing.T) {
 		{ok(`{"attempts":"x","attempts":4}`, `x`), true}, // duplicates: the last counts
 		{ok(`[7]`, `{"wait":1}`), false},
 		{ok(`{"attempts":"3"}`, `{"wait":1}`), false},
-		{"rkq1 {\"attempts\":1}", false}, // no newline
+		{"rkq1 {\"attempts\":1}", false},                                                            // no newline
 		{ok(strings.Repeat(" ", maxHeaderLen-1-len(`{"attempts":1}`))+`{"attempts":1}`, `x`), true}, // the longest header
 		{ok(strings.Repeat(" ", maxHeaderLen-len(`{"attempts":1}`))+`{"attempts":1}`, `x`), false},  // one byte more
 		{ok(`{"attempts":1,"extra":true}`, `x`), false},
