@@ -248,9 +248,6 @@ func (r *retrier) ok() {
 	r.since, r.wait = time.Time{}, 0
 }
 
-// failing reports whether a streak of failures is under way.
-func (r *retrier) failing() bool { return !r.since.IsZero() }
-
 // again reports whether to try again after err, having waited the backoff.
 func (r *retrier) again(ctx context.Context, err error) bool {
 	if r.timeout == 0 || IsPermanent(err) || ctx.Err() != nil {
