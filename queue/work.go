@@ -63,7 +63,12 @@ type WorkOptions struct {
 //     not counted as an attempt;
 //   - h failed: Nack — retried later, or dead-lettered on the last attempt;
 //   - the lease was lost: nothing (h's context is cancelled; the event is
-//     already someone else's).
+//     already someone else's);
+//   - the claim list and lease vanished while the lease was valid (Redis
+//     lost data): Vanished with ErrVanished.
+//
+// A finishing command whose reply was lost is retried, and the retry knows
+// it ran (OnReplyLost): the outcome is the true one either way.
 //
 // Finishing retries Redis errors with backoff (FinishTimeout for ack and
 // nack, ReleaseTimeout for release) and keeps heartbeating until it is done.
