@@ -74,7 +74,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: QUEUE=%q is the hash tag of QUEUE=%s, whose keys are already %s:* (same Redis Cluster slot): the two spellings would share every key but the pending list; "+
 			"use QUEUE=%s and listName %s in the KEDA trigger (move pending events once with redis-cli RENAME %s %s)", ErrInvalidConfig, c.Name, tag, c.Name, tag, tag, c.Name, tag)
 	case reservedSegment(c.Name) != "":
-		return fmt.Errorf("%w: QUEUE=%q is shaped like a key of another queue (%q follows the hash tag); a queue name must not have a segment :leases, :claimed, :dead, :counters or :claim after its tag",
+		return fmt.Errorf("%w: QUEUE=%q is shaped like a key of another queue (%q follows the hash tag); a queue name must not have a segment :leases, :claimed, :dead, :counters, :finished or :claim after its tag",
 			ErrInvalidConfig, c.Name, ":"+reservedSegment(c.Name))
 	case c.LeaseDuration < time.Second:
 		return fmt.Errorf("%w: LEASE_DURATION=%s is below 1s; use a duration such as 30s", ErrInvalidConfig, c.LeaseDuration)
