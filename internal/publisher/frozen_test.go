@@ -49,8 +49,8 @@ func TestProbesAnswerWhileRedisIsFrozen(t *testing.T) {
 	if rcode != 503 || !strings.HasPrefix(rbody, "redis unreachable: ping redis: ") {
 		t.Errorf("/readyz while frozen: %d %q, want 503 redis unreachable", rcode, rbody)
 	}
-	if mcode != 200 || !strings.Contains(mbody, "\nredis_keda_redis_up 0\n") {
-		t.Errorf("/metrics while frozen: %d, want redis_keda_redis_up 0:\n%s", mcode, mbody)
+	if mcode != 200 || !strings.Contains(mbody, "\nredis_keda_redis_up{queue=\"events\"} 0\n") {
+		t.Errorf("/metrics while frozen: %d, want redis_keda_redis_up{queue=\"events\"} 0:\n%s", mcode, mbody)
 	}
 	t.Logf("Redis frozen: /readyz answered in %v (bound 2s), /metrics in %v (bound 3s)", rtook.Round(time.Millisecond), mtook.Round(time.Millisecond))
 }
