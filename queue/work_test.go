@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 func TestWorkOutcomes(t *testing.T) {
@@ -61,17 +59,15 @@ func TestWorkOutcomes(t *testing.T) {
 			handler := tc.handler
 			var cancelled atomic.Bool
 			if tc.steal {
-				// Once the handler runs, its lease is made due and the
-				// reaper takes the event back (again, should a heartbeat
-				// have extended the lease in between); the next heartbeat
-				// finds it gone and must cancel the handler. Ordered by the
-				// handler itself, not by timers that load can shift.
-				opt.HeartbeatEvery = 200 * time.Millisecond
+				// Heartbeats (1.5 s) slower than the lease (1 s): once the
+				// lease has expired on Redis's clock, the reaper, run by the
+				// handler itself until it takes the event back, requeues it;
+				// the next heartbeat finds it gone and must cancel the
+				// handler. Ordered by the handler, not by timers that load
+				// can shift.
+				opt.HeartbeatEvery = 1500 * time.Millisecond
 				handler = func(hctx context.Context, ev Event) error {
 					for {
-						if err := q.rdb.ZAdd(ctx, q.leases, redis.Z{Score: 1, Member: d.Token}).Err(); err != nil {
-							return err
-						}
 						r, err := q.Reap(ctx)
 						if err != nil {
 							return err
@@ -79,6 +75,7 @@ func TestWorkOutcomes(t *testing.T) {
 						if r.Requeued == 1 {
 							break
 						}
+						time.Sleep(20 * time.Millisecond)
 					}
 					err := tc.handler(hctx, ev)
 					cancelled.Store(hctx.Err() != nil)
