@@ -473,8 +473,14 @@ func TestDocumentedACLUserCanOperate(t *testing.T) {
 	}
 	app := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "redis-keda", Password: "app-pw"})
 	defer app.Close()
-	q, _ := newQueueOn(t, app, func(c *Config) { c.LeaseDuration = 30 * time.Second })
+	q, _ := newQueueOn(t, app, func(c *Config) { c.LeaseDuration = 30 * time.Second; c.MaxPayloadBytes = 4 << 20 })
 	deadLetters(t, q, `{"id":"d1"}`, `{"id":"d2"}`)
+	// A dead letter above redriveBatchBytes is redriven by a transaction
+	// (WATCH, MULTI, EXEC), not a script.
+	large := `{"id":"large","wait":1,"pad":"` + strings.Repeat("x", 2<<20) + `"}`
+	if err := admin.LPush(ctx, q.dead, deadRecord("large", "r", 1, []byte(large))).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := q.Publish(ctx, Event{ID: "p1", Wait: time.Second}, Event{ID: "p2", Wait: time.Second}); err != nil {
 		t.Fatal(err)
 	}
@@ -495,6 +501,11 @@ func TestDocumentedACLUserCanOperate(t *testing.T) {
 	must("find", err)
 	_, err = q.Redrive(ctx, []string{"d1"}, false)
 	must("redrive", err)
+	res, err := q.Redrive(ctx, []string{"large"}, false)
+	must("redrive of a large dead letter", err)
+	if len(res.Moved) != 1 || admin.LIndex(ctx, q.pending, 0).Val() != large {
+		t.Fatalf("redrive of a large dead letter: moved %d, pending head is not its payload", len(res.Moved))
+	}
 	_, err = q.RedriveAll(ctx, false)
 	must("redrive all", err)
 	_, err = q.Purge(ctx, LocDead)
