@@ -321,18 +321,59 @@ end
 // end of the list, or after the entry whose prefix brings the reply to
 // ARGV[5] bytes.
 //
+// Pages stay stable while the list changes: the next page starts after the
+// previous page's last entry (the anchor), wherever it moved. Indexes from
+// the tail do not move when producers LPUSH (at the head), so pending is
+// scanned from the tail; they move toward the tail when consumers take
+// entries, and away from it when the reaper or a release puts one back: the
+// script looks for the anchor around where it was, up to anchorProbes
+// entries either way. An anchor scanned from the tail that is gone, with
+// every entry between it and the tail looked at, was taken by a consumer,
+// with every entry before it: the page starts at the tail (-1). Otherwise a
+// lost anchor ends the scan with an error: the list moved too much.
+//
 // KEYS[1] list
 // ARGV[1] LINDEX index of the first entry (>= 0 from the head, < 0 from the tail)
 // ARGV[2] step: 1 (from the head) or -1 (from the tail)
 // ARGV[3] most entries to read
 // ARGV[4] bytes of each entry to return
 // ARGV[5] reply budget, bytes
-// Output: {LLEN, index of the first entry read, 1 when the list ended, then
-// for each entry: size, sha1 hex, prefix}
+// ARGV[6] anchor: SHA-1 of the entry at ARGV[1] - ARGV[2] when the previous
+// page read it, or "" for the first page
+// ARGV[7] most entries to look at for the anchor
+// Output: {LLEN, index of the first entry read, 1 when the list ended (2:
+// the anchor was lost, nothing read), then for each entry: size, sha1 hex,
+// prefix}
 var listPageScript = redis.NewScript(luaDrop + `
 local idx, step = tonumber(ARGV[1]), tonumber(ARGV[2])
 local n, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
-local out = {redis.call('LLEN', KEYS[1]), idx, 0}
+local llen = redis.call('LLEN', KEYS[1])
+local function sha_at(i)
+  if (step < 0 and i >= 0) or (step > 0 and i < 0) then return nil end
+  local e = redis.call('LINDEX', KEYS[1], i)
+  if not e then return nil end
+  local size, sum = #e, redis.sha1hex(e)
+  e = nil
+  drop(size)
+  return sum
+end
+if ARGV[6] ~= '' then
+  local a, probes, found = idx - step, tonumber(ARGV[7]), false
+  local to_tail_done = false
+  for d = 0, probes do
+    if sha_at(a + d) == ARGV[6] then found = a + d; break end
+    if step < 0 and a + d >= -1 then to_tail_done = true end
+    if d > 0 and sha_at(a - d) == ARGV[6] then found = a - d; break end
+  end
+  if found then
+    idx = found + step
+  elseif step < 0 and to_tail_done then
+    idx = -1
+  else
+    return {llen, 0, 2}
+  end
+end
+local out = {llen, idx, 0}
 local bytes = 0
 for k = 1, tonumber(ARGV[3]) do
   local e = redis.call('LINDEX', KEYS[1], idx)
@@ -350,6 +391,13 @@ end
 return out
 `)
 
+// anchorProbes bounds how far a page script looks for the previous page's
+// last entry.
+const anchorProbes = 1000
+
+// ErrListMoved: a list changed too much between two pages of a scan.
+var ErrListMoved = errors.New("the list changed too much while it was read")
+
 type rawEntry struct {
 	size   int
 	sha1   string
@@ -358,15 +406,19 @@ type rawEntry struct {
 }
 
 // listPage runs listPageScript from index first in direction step (1 or
-// -1): up to count entries, fewer when the page's bytes run out. ended
-// reports that the list ended.
-func (q *Queue) listPage(ctx context.Context, key string, first, step int64, count, prefix int) (llen int64, raws []rawEntry, ended bool, err error) {
-	res, err := listPageScript.Run(ctx, q.rdb, []string{key}, first, step, count, prefix, scanPageBytes).Slice()
+// -1), after the entry whose SHA-1 is anchor ("" for none): up to count
+// entries, fewer when the page's bytes run out. ended reports that the list
+// ended.
+func (q *Queue) listPage(ctx context.Context, key string, first, step int64, count, prefix int, anchor string) (llen int64, raws []rawEntry, ended bool, err error) {
+	res, err := listPageScript.Run(ctx, q.rdb, []string{key}, first, step, count, prefix, scanPageBytes, anchor, anchorProbes).Slice()
 	if err != nil {
 		return 0, nil, false, fmt.Errorf("read %s: %w", key, err)
 	}
 	if len(res) < 3 {
 		return 0, nil, false, fmt.Errorf("read %s: page script returned %d values", key, len(res))
+	}
+	if replyInt(res[2]) == 2 {
+		return 0, nil, false, fmt.Errorf("read %s: %w (more than %d entries moved between two pages); run the command again", key, ErrListMoved, anchorProbes)
 	}
 	idx := replyInt(res[1])
 	raws = make([]rawEntry, 0, (len(res)-3)/3)
@@ -378,10 +430,12 @@ func (q *Queue) listPage(ctx context.Context, key string, first, step int64, cou
 }
 
 // scanList reads up to limit entries of key (limit < 0: all) in pages,
-// from the head (step 1) or the tail (step -1), calling visit with each and
-// the list's length when its page was read; visit returns false to stop.
+// from the head (step 1) or the tail (step -1), each entry once however the
+// list moves between pages (see listPageScript), calling visit with each
+// and the list's length when its page was read; visit returns false to
+// stop.
 func (q *Queue) scanList(ctx context.Context, key string, step int64, limit int, visit func(llen int64, r rawEntry) bool) error {
-	next := int64(0)
+	next, anchor := int64(0), ""
 	if step < 0 {
 		next = -1
 	}
@@ -390,7 +444,7 @@ func (q *Queue) scanList(ctx context.Context, key string, step int64, limit int,
 		if limit >= 0 {
 			count = min(count, limit-seen)
 		}
-		llen, raws, ended, err := q.listPage(ctx, key, next, step, count, scanPrefix)
+		llen, raws, ended, err := q.listPage(ctx, key, next, step, count, scanPrefix, anchor)
 		if err != nil {
 			return err
 		}
@@ -399,7 +453,7 @@ func (q *Queue) scanList(ctx context.Context, key string, step int64, limit int,
 			if !visit(llen, r) {
 				return nil
 			}
-			next = r.idx + step
+			next, anchor = r.idx+step, r.sha1
 		}
 		if ended || len(raws) == 0 {
 			return nil
@@ -615,13 +669,14 @@ func (q *Queue) Find(ctx context.Context, sel string) ([]Entry, error) {
 		return nil, err
 	}
 	var out []Entry
-	// Pending, from the head: an LPUSH meanwhile shifts entries away from
-	// the pages still to read, so none is missed.
+	// Pending, from the tail (the next to be claimed): producers' LPUSHes
+	// meanwhile move no index from the tail, and pages follow the entries
+	// consumers take (scanList), so each entry is read once.
 	var ferr error
-	err := q.scanList(ctx, q.pending, 1, -1, func(llen int64, r rawEntry) bool {
+	err := q.scanList(ctx, q.pending, -1, -1, func(_ int64, r rawEntry) bool {
 		e := pendingEntry(r)
 		if e.matches(sel) {
-			e.Position = llen - r.idx
+			e.Position = -r.idx
 			if ferr = q.fill(ctx, &e, q.pending, r.idx); ferr != nil {
 				return false
 			}
@@ -846,7 +901,7 @@ func (q *Queue) RedriveAll(ctx context.Context, dryRun bool) (RedriveResult, err
 			off = seen
 		}
 		page := min(scanPage, total-seen)
-		_, raws, _, err := q.listPage(ctx, q.dead, -(off + 1), -1, int(page), scanPrefix)
+		_, raws, _, err := q.listPage(ctx, q.dead, -(off + 1), -1, int(page), scanPrefix, "")
 		if err != nil {
 			return res, err
 		}
