@@ -791,7 +791,34 @@ func (q *Queue) fillDead(ctx context.Context, e *Entry) error {
 		return fmt.Errorf("dead letter %s: %w", e.Ref, err)
 	}
 	e.Payload, e.Truncated = dl.Payload, false
+	e.IDAssigned = assignedByQueue(dl.ID, dl.Payload)
 	return nil
+}
+
+// assignedByQueue reports whether a dead letter's id is one the queue
+// assigned: it has one, and its payload has no id of its own.
+func assignedByQueue(id string, payload []byte) bool {
+	if id == "" {
+		return false
+	}
+	if v, ok := topLevel(payload, fieldID); ok {
+		if own, _ := parseID(v); own != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// redriven is what a redrive pushes to pending for a dead letter read whole
+// (fillDead): the payload byte for byte, so that its attempts start again;
+// for an event whose id the queue assigned, inside an envelope that carries
+// that id with attempts 0, so the event keeps its id (inspect finds it by
+// it, the job gets it) and its payload stays the producer's bytes.
+func redriven(e Entry) []byte {
+	if e.IDAssigned {
+		return envelope(envelopeHeader{ID: e.ID, Assigned: true}, e.Payload)
+	}
+	return e.Payload
 }
 
 // RedriveResult says what a redrive moved (or, for a dry run, would move).
@@ -813,14 +840,16 @@ type Skipped struct {
 
 // redriveScript moves dead letters back to the back of the pending list:
 // each record is removed (scanning from the tail, where the oldest are) and,
-// only if it was there, its payload — the producer's bytes, no envelope, so
-// attempts start again — is pushed.
+// only if it was there, its payload is pushed — the producer's bytes, no
+// envelope, so attempts start again; or, for an event whose id the queue
+// assigned, those bytes in an envelope with that id and attempts 0
+// (redriven).
 //
 // KEYS[1] dead list
 // KEYS[2] pending list
 // KEYS[3] counters hash
 // ARGV[2i-1] a dead-letter record exactly as stored
-// ARGV[2i]   its payload
+// ARGV[2i]   the entry to push (redriven)
 // Output: for each record, 1 moved or 0 no longer in the dead list.
 var redriveScript = redis.NewScript(`
 local out, moved = {}, 0
@@ -839,7 +868,8 @@ return out
 
 // Redrive moves the dead letters matching sels (event ids or "@"
 // references; every dead letter of an id) back to the pending list, oldest
-// first, payload byte for byte. Nothing changes when a selector matches no
+// first, payload byte for byte (an id the queue assigned travels beside it,
+// see redriven). Nothing changes when a selector matches no
 // dead letter (ErrNotFound) or a payload is above MAX_PAYLOAD_BYTES or a
 // record unreadable (ErrRedriveRefused); dryRun reports and changes nothing.
 func (q *Queue) Redrive(ctx context.Context, sels []string, dryRun bool) (RedriveResult, error) {
@@ -952,7 +982,7 @@ func (q *Queue) cannotRedrive(e Entry) string {
 // alone, by redriveAlone, which never goes through Lua.
 func (q *Queue) redriveBatches(ctx context.Context, es []Entry, res *RedriveResult) error {
 	for len(es) > 0 {
-		if len(es[0].record)+len(es[0].Payload) > redriveBatchBytes {
+		if len(es[0].record)+len(redriven(es[0])) > redriveBatchBytes {
 			moved, err := q.redriveAlone(ctx, es[0])
 			if err != nil {
 				return fmt.Errorf("redrive dead letter %s: %w", label(es[0]), err)
@@ -966,13 +996,13 @@ func (q *Queue) redriveBatches(ctx context.Context, es []Entry, res *RedriveResu
 			continue
 		}
 		n, size := 0, 0
-		for n < len(es) && n < scanPage && size+len(es[n].record)+len(es[n].Payload) <= redriveBatchBytes {
-			size += len(es[n].record) + len(es[n].Payload)
+		for n < len(es) && n < scanPage && size+len(es[n].record)+len(redriven(es[n])) <= redriveBatchBytes {
+			size += len(es[n].record) + len(redriven(es[n]))
 			n++
 		}
 		args := make([]any, 0, 2*n)
 		for _, e := range es[:n] {
-			args = append(args, e.record, e.Payload)
+			args = append(args, e.record, redriven(e))
 		}
 		got, err := redriveScript.Run(ctx, q.rdb, []string{q.dead, q.pending, q.counters}, args...).Int64Slice()
 		if err != nil {
@@ -1015,7 +1045,7 @@ func (q *Queue) redriveAlone(ctx context.Context, e Entry) (moved bool, err erro
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.LRem(ctx, q.dead, -1, e.record)
-				p.LPush(ctx, q.pending, e.Payload)
+				p.LPush(ctx, q.pending, redriven(e))
 				p.HIncrBy(ctx, q.counters, "redriven", 1)
 				return nil
 			})

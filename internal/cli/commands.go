@@ -327,11 +327,12 @@ func redriveCommand() command {
        redis-keda redrive --all [--dry-run] [--json]
 
 Moves dead letters back to the pending list, oldest first, to its back (they
-are claimed after the events already waiting). Each move is one atomic
-script: the dead letter is removed and its payload pushed exactly as the
-producer sent it (the decoded "payload" or "payload_base64"), without an
-envelope, so its attempts start again at 1; the counter "redriven" grows.
-An ID redrives every dead letter of that event id.
+are claimed after the events already waiting). Each move is atomic: the dead
+letter is removed and its payload pushed exactly as the producer sent it (the
+decoded "payload" or "payload_base64"), so its attempts start again at 1; an
+event whose id the queue assigned (its payload has none) keeps that id, in an
+envelope beside the payload. The counter "redriven" grows. An ID redrives
+every dead letter of that event id.
 
 By id, nothing changes unless every ID and @REF matches a dead letter (exit
 3) that can be redriven (exit 4: a payload above MAX_PAYLOAD_BYTES, which a

@@ -1,0 +1,55 @@
+package queue
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// A dead letter of an event whose id the queue assigned (its payload has
+// none) keeps that id through a redrive: inspect finds the redriven event
+// by it, and the job that claims it gets it, as delivery 1, with the
+// producer's bytes unchanged. Before, the payload was pushed bare and the
+// next lease assigned a new id: inspect <old id> said "not found".
+func TestRedriveKeepsAnAssignedID(t *testing.T) {
+	q, rdb := newTestQueue(t, func(c *Config) { c.MaxAttempts = 1 })
+	ctx := context.Background()
+	const payload = `{"wait":1,"note":"no id"}`
+	if err := q.PublishRaw(ctx, []byte(payload)); err != nil {
+		t.Fatal(err)
+	}
+	d := claim(t, q)
+	if !d.IDAssigned || d.Event.ID == "" {
+		t.Fatalf("claimed %+v, want an assigned id", d)
+	}
+	id := d.Event.ID
+	if dead, err := q.Nack(ctx, d, "handler failed"); err != nil || !dead {
+		t.Fatalf("nack on the last attempt: dead=%v %v", dead, err)
+	}
+	found, err := q.Find(ctx, id)
+	if err != nil || len(found) != 1 || found[0].Location != LocDead {
+		t.Fatalf("inspect %s before the redrive: %+v, %v", id, found, err)
+	}
+
+	res, err := q.Redrive(ctx, []string{id}, false)
+	if err != nil || len(res.Moved) != 1 {
+		t.Fatalf("redrive %s: %+v, %v", id, res, err)
+	}
+	entry := rdb.LIndex(ctx, q.pending, 0).Val()
+	if want := `rkq1 {"id":"` + id + `","assigned":true,"attempts":0}` + "\n" + payload; entry != want {
+		t.Errorf("pending entry %q, want %q", entry, want)
+	}
+	found, err = q.Find(ctx, id)
+	if err != nil || len(found) != 1 || found[0].Location != LocPending || found[0].ID != id || !found[0].IDAssigned ||
+		found[0].Attempts != 0 || string(found[0].Payload) != payload {
+		t.Errorf("inspect %s after the redrive: %+v, %v", id, found, err)
+	}
+	again, err := q.Claim(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Event.ID != id || !again.IDAssigned || again.Attempt != 1 || string(again.Payload()) != payload {
+		t.Errorf("redriven event claimed as id %q assigned=%v attempt %d payload %q; want %q, true, 1, %q",
+			again.Event.ID, again.IDAssigned, again.Attempt, again.Payload(), id, payload)
+	}
+}
