@@ -273,23 +273,53 @@ func IsRef(arg string) bool {
 	return true
 }
 
-// CheckSelector validates an id or reference argument: a reference must be
-// "@" and 6 to 40 hex digits, an id must not be empty.
-func CheckSelector(arg string) error {
-	switch {
-	case arg == "":
-		return errors.New("an empty id")
-	case strings.HasPrefix(arg, "@") && !IsRef(arg):
-		return fmt.Errorf("%q is not a reference: use @ and %d to 40 hex digits, as peek shows them", arg, refMinHex)
-	}
-	return nil
+// Selector names entries for Find and Redrive: an event id, taken
+// literally, or a reference (the first hex digits of the SHA-1 of the
+// stored entry).
+type Selector struct {
+	id  string
+	ref string // lower-case hex digits, without "@"
 }
 
-func (e *Entry) matches(sel string) bool {
-	if h, ok := strings.CutPrefix(sel, "@"); ok && IsRef(sel) {
-		return strings.HasPrefix(e.sha1, strings.ToLower(h))
+// ParseSelector reads an operator's argument: "@" and 6 to 40 hex digits is
+// a reference, any other argument an event id. An argument that starts with
+// "@" but is not a reference is refused: an event id that starts with "@"
+// is named with IDSelector (the command line's --id).
+func ParseSelector(arg string) (Selector, error) {
+	switch {
+	case arg == "":
+		return Selector{}, errors.New("an empty id")
+	case IsRef(arg):
+		return Selector{ref: strings.ToLower(arg[1:])}, nil
+	case strings.HasPrefix(arg, "@"):
+		return Selector{}, fmt.Errorf("%q is not a reference: use @ and %d to 40 hex digits, as peek shows them", arg, refMinHex)
 	}
-	return e.ID != "" && e.ID == sel
+	return Selector{id: arg}, nil
+}
+
+// IDSelector names the event id id literally, whatever it starts with
+// ("@x" is the id "@x", not a reference).
+func IDSelector(id string) (Selector, error) {
+	if id == "" {
+		return Selector{}, errors.New("an empty id")
+	}
+	return Selector{id: id}, nil
+}
+
+// String is the selector as an operator writes it: "@" and hex digits for a
+// reference, the id otherwise.
+func (s Selector) String() string {
+	if s.ref != "" {
+		return "@" + s.ref
+	}
+	return s.id
+}
+
+func (e *Entry) matches(sel Selector) bool {
+	if sel.ref != "" {
+		return strings.HasPrefix(e.sha1, sel.ref)
+	}
+	return e.ID != "" && e.ID == sel.id
 }
 
 // Operator reads never copy more than one entry at a time into Redis's Lua
@@ -659,14 +689,13 @@ func (q *Queue) Peek(ctx context.Context, loc Location, n int) ([]Entry, error) 
 	return nil, fmt.Errorf("peek: unknown place %q: use pending, processing or dead", loc)
 }
 
-// Find returns every entry whose event id is sel, or whose reference starts
-// with sel ("@…"), wherever it is: pending, in flight (or claimed, not leased
+// Find returns every entry whose event id or reference is sel, wherever it is: pending, in flight (or claimed, not leased
 // yet), dead — in that order, the way events move, so an event that moves
 // during the search is still found. Payloads are whole. Its cost grows with
 // the lists (pages of 100 entries, 64 KiB of each at most).
-func (q *Queue) Find(ctx context.Context, sel string) ([]Entry, error) {
-	if err := CheckSelector(sel); err != nil {
-		return nil, err
+func (q *Queue) Find(ctx context.Context, sel Selector) ([]Entry, error) {
+	if sel == (Selector{}) {
+		return nil, errors.New("find: an empty selector")
 	}
 	var out []Entry
 	// Pending, from the tail (the next to be claimed): producers' LPUSHes
@@ -708,7 +737,7 @@ func (q *Queue) Find(ctx context.Context, sel string) ([]Entry, error) {
 			out = append(out, e)
 		}
 	}
-	dead, err := q.findDead(ctx, []string{sel})
+	dead, err := q.findDead(ctx, []Selector{sel})
 	if err != nil {
 		return nil, err
 	}
@@ -724,7 +753,7 @@ func (q *Queue) Find(ctx context.Context, sel string) ([]Entry, error) {
 // findDead scans the dead list from its tail (oldest first: indexes from the
 // tail do not move when new dead letters arrive) for entries matching any of
 // sels.
-func (q *Queue) findDead(ctx context.Context, sels []string) ([]Entry, error) {
+func (q *Queue) findDead(ctx context.Context, sels []Selector) ([]Entry, error) {
 	var out []Entry
 	err := q.scanList(ctx, q.dead, -1, -1, func(llen int64, r rawEntry) bool {
 		e := deadEntry(r)
@@ -872,11 +901,11 @@ return out
 // see redriven). Nothing changes when a selector matches no
 // dead letter (ErrNotFound) or a payload is above MAX_PAYLOAD_BYTES or a
 // record unreadable (ErrRedriveRefused); dryRun reports and changes nothing.
-func (q *Queue) Redrive(ctx context.Context, sels []string, dryRun bool) (RedriveResult, error) {
+func (q *Queue) Redrive(ctx context.Context, sels []Selector, dryRun bool) (RedriveResult, error) {
 	var res RedriveResult
 	for _, s := range sels {
-		if err := CheckSelector(s); err != nil {
-			return res, err
+		if s == (Selector{}) {
+			return res, errors.New("redrive: an empty selector")
 		}
 	}
 	found, err := q.findDead(ctx, sels)
@@ -893,7 +922,7 @@ func (q *Queue) Redrive(ctx context.Context, sels []string, dryRun bool) (Redriv
 			}
 		}
 		if !hit {
-			missing = append(missing, s)
+			missing = append(missing, s.String())
 		}
 	}
 	if len(missing) > 0 {
@@ -1056,7 +1085,7 @@ func (q *Queue) redriveAlone(ctx context.Context, e Entry) (moved bool, err erro
 			return true, nil
 		case errors.Is(err, redis.TxFailedErr): // the dead list changed: again
 		case errors.Is(err, errMoved):
-			found, err := q.findDead(ctx, []string{"@" + e.sha1})
+			found, err := q.findDead(ctx, []Selector{{ref: e.sha1}})
 			if err != nil {
 				return false, err
 			}

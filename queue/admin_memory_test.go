@@ -173,13 +173,13 @@ func TestOperatorReadsHoldOneEntryAtATime(t *testing.T) {
 		}
 	})
 	check("inspect big-3 (a 12 MiB dead letter)", largest, func() {
-		es, err := q.Find(ctx, "big-3")
+		es, err := q.Find(ctx, sel(t, "big-3"))
 		if err != nil || len(es) != 1 || len(es[0].Payload) != 12<<20 || es[0].Truncated {
 			t.Fatalf("find big-3: %d entries, %v", len(es), err)
 		}
 	})
 	check("redrive big-2 (a 12 MiB dead letter)", largest, func() {
-		res, err := q.Redrive(ctx, []string{"big-2"}, false)
+		res, err := q.Redrive(ctx, sels(t, "big-2"), false)
 		if err != nil || len(res.Moved) != 1 {
 			t.Fatalf("redrive big-2: %+v, %v", res, err)
 		}
@@ -205,7 +205,7 @@ func TestOperatorReadsHoldOneEntryAtATime(t *testing.T) {
 		}
 	})
 	check("inspect p-77 (150 x 1 MB pending)", mb, func() {
-		es, err := q.Find(ctx, "p-77")
+		es, err := q.Find(ctx, sel(t, "p-77"))
 		if err != nil || len(es) != 1 || len(es[0].Payload) != mb || es[0].Position != 78 {
 			t.Fatalf("find p-77: %d entries, %v", len(es), err)
 		}

@@ -26,12 +26,12 @@ func TestRedriveKeepsAnAssignedID(t *testing.T) {
 	if dead, err := q.Nack(ctx, d, "handler failed"); err != nil || !dead {
 		t.Fatalf("nack on the last attempt: dead=%v %v", dead, err)
 	}
-	found, err := q.Find(ctx, id)
+	found, err := q.Find(ctx, sel(t, id))
 	if err != nil || len(found) != 1 || found[0].Location != LocDead {
 		t.Fatalf("inspect %s before the redrive: %+v, %v", id, found, err)
 	}
 
-	res, err := q.Redrive(ctx, []string{id}, false)
+	res, err := q.Redrive(ctx, sels(t, id), false)
 	if err != nil || len(res.Moved) != 1 {
 		t.Fatalf("redrive %s: %+v, %v", id, res, err)
 	}
@@ -39,7 +39,7 @@ func TestRedriveKeepsAnAssignedID(t *testing.T) {
 	if want := `rkq1 {"id":"` + id + `","assigned":true,"attempts":0}` + "\n" + payload; entry != want {
 		t.Errorf("pending entry %q, want %q", entry, want)
 	}
-	found, err = q.Find(ctx, id)
+	found, err = q.Find(ctx, sel(t, id))
 	if err != nil || len(found) != 1 || found[0].Location != LocPending || found[0].ID != id || !found[0].IDAssigned ||
 		found[0].Attempts != 0 || string(found[0].Payload) != payload {
 		t.Errorf("inspect %s after the redrive: %+v, %v", id, found, err)
@@ -51,5 +51,61 @@ func TestRedriveKeepsAnAssignedID(t *testing.T) {
 	if again.Event.ID != id || !again.IDAssigned || again.Attempt != 1 || string(again.Payload()) != payload {
 		t.Errorf("redriven event claimed as id %q assigned=%v attempt %d payload %q; want %q, true, 1, %q",
 			again.Event.ID, again.IDAssigned, again.Attempt, again.Payload(), id, payload)
+	}
+}
+
+// sel and sels parse operator arguments, failing the test on a bad one.
+func sel(t testing.TB, arg string) Selector {
+	t.Helper()
+	s, err := ParseSelector(arg)
+	if err != nil {
+		t.Fatalf("selector %q: %v", arg, err)
+	}
+	return s
+}
+
+func sels(t testing.TB, args ...string) []Selector {
+	t.Helper()
+	out := make([]Selector, len(args))
+	for i, a := range args {
+		out[i] = sel(t, a)
+	}
+	return out
+}
+
+// An event id that starts with "@" is found and redriven when named as an
+// id (IDSelector, the CLI's --id); as an argument it is refused as a bad
+// reference, never taken for one. Before, such ids could not be named at all.
+func TestIDsThatStartWithAt(t *testing.T) {
+	q, rdb := newTestQueue(t)
+	ctx := context.Background()
+	deadLetters(t, q, `{"id":"@x","wait":"soon"}`, `{"id":"@abcdef","wait":"soon"}`)
+	if _, err := ParseSelector("@x"); err == nil || err.Error() != `"@x" is not a reference: use @ and 6 to 40 hex digits, as peek shows them` {
+		t.Errorf("ParseSelector(@x): %v", err)
+	}
+	// "@abcdef" parses as a reference; as an id it is the event.
+	if s, err := ParseSelector("@abcdef"); err != nil || s.String() != "@abcdef" || s.ref != "abcdef" {
+		t.Errorf("ParseSelector(@abcdef) = %+v, %v; want the reference abcdef", s, err)
+	}
+	for _, id := range []string{"@x", "@abcdef"} {
+		s, err := IDSelector(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found, err := q.Find(ctx, s)
+		if err != nil || len(found) != 1 || found[0].ID != id || found[0].Location != LocDead {
+			t.Fatalf("find id %s: %+v, %v", id, found, err)
+		}
+	}
+	s, _ := IDSelector("@x")
+	res, err := q.Redrive(ctx, []Selector{s}, false)
+	if err != nil || len(res.Moved) != 1 || res.Moved[0].ID != "@x" {
+		t.Fatalf("redrive id @x: %+v, %v", res, err)
+	}
+	if got := rdb.LRange(ctx, q.pending, 0, -1).Val(); len(got) != 1 || got[0] != `{"id":"@x","wait":"soon"}` {
+		t.Errorf("pending %q, want the @x event", got)
+	}
+	if _, err := IDSelector(""); err == nil {
+		t.Error("IDSelector(\"\"): no error")
 	}
 }

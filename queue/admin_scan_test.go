@@ -74,7 +74,7 @@ func TestFindScansStablyWhileTheListMoves(t *testing.T) {
 	for pushed.Load() < 50 { // the control arm: the list is moving
 	}
 	before := pushed.Load()
-	found, err := q.Find(ctx, "target")
+	found, err := q.Find(ctx, sel(t, "target"))
 	during := pushed.Load() - before
 	close(stop)
 	wg.Wait()

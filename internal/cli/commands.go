@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -222,6 +223,7 @@ func inspectCommand() command {
 		name:    "inspect",
 		summary: "find one event: where it is, its attempts, its lease and its whole payload",
 		usage: `Usage: redis-keda inspect ID|@REF [--json]
+       redis-keda inspect --id ID [--json]
 
 Finds every entry whose event id is ID (the payload's "id", or the id the
 queue assigned to a payload without one), or whose reference starts with
@@ -231,30 +233,61 @@ and lease, and its whole payload (base64 when it is not UTF-8 text). It reads
 the lists in pages of 100 (64 KiB of each entry at most): its cost grows with
 the queue. Nothing is changed.
 
+An argument that starts with @ is a reference; an event id that starts
+with @ is given with --id.
+
 Flags:
-  --json  a JSON array of the entries found
+  --id ID  the event id ID, taken literally (e.g. --id @home)
+  --json   a JSON array of the entries found
 
 Examples:
   redis-keda inspect evt-42
   redis-keda inspect @3f2a9c1b7d0e --json
+  redis-keda inspect --id @home
 `,
 		parse: func(fs *flag.FlagSet, args []string) (action, error) {
+			var ids []string
+			fs.Func("id", "", func(v string) error { ids = append(ids, v); return nil })
 			ops, err := parseInterleaved(fs, args)
 			if err != nil {
 				return nil, err
 			}
-			if len(ops) != 1 {
-				return nil, fmt.Errorf("inspect takes one id or @reference, got %q", ops)
-			}
-			if err := queue.CheckSelector(ops[0]); err != nil {
+			sels, err := selectors(ops, ids)
+			if err != nil {
 				return nil, err
 			}
-			return func(ctx context.Context, e *env) int { return inspect(ctx, e, ops[0]) }, nil
+			if len(sels) != 1 {
+				return nil, fmt.Errorf("inspect takes one id or @reference (or --id ID), got %q", append(ops, ids...))
+			}
+			return func(ctx context.Context, e *env) int { return inspect(ctx, e, sels[0]) }, nil
 		},
 	}
 }
 
-func inspect(ctx context.Context, e *env, sel string) int {
+// selectors reads ID and @REF operands and --id values.
+func selectors(ops, ids []string) ([]queue.Selector, error) {
+	var out []queue.Selector
+	for _, op := range ops {
+		s, err := queue.ParseSelector(op)
+		if err != nil {
+			if strings.HasPrefix(op, "@") {
+				return nil, fmt.Errorf("%w; for an event id that starts with @, use --id %s", err, op)
+			}
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	for _, id := range ids {
+		s, err := queue.IDSelector(id)
+		if err != nil {
+			return nil, fmt.Errorf("--id: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func inspect(ctx context.Context, e *env, sel queue.Selector) int {
 	es, err := e.q.Find(ctx, sel)
 	if err != nil {
 		return e.fail(err)
@@ -323,7 +356,7 @@ func redriveCommand() command {
 	return command{
 		name:    "redrive",
 		summary: "move dead letters back to pending: attempts reset, payload byte for byte",
-		usage: `Usage: redis-keda redrive ID|@REF... [--dry-run] [--json]
+		usage: `Usage: redis-keda redrive ID|@REF... [--id ID]... [--dry-run] [--json]
        redis-keda redrive --all [--dry-run] [--json]
 
 Moves dead letters back to the pending list, oldest first, to its back (they
@@ -340,34 +373,41 @@ job would dead-letter again, or an unreadable record).
 With --all, every dead letter there was when it started; one that cannot be
 redriven is left in place and reported (exit 4).
 
+An argument that starts with @ is a reference; an event id that starts
+with @ is given with --id (repeatable).
+
 Flags:
   --all      every dead letter
+  --id ID    the event id ID, taken literally (e.g. --id @home)
   --dry-run  show what would move; change nothing
   --json     one JSON object: redriven, skipped, gone
 
 Examples:
   redis-keda redrive evt-42 @3f2a9c1b7d0e
+  redis-keda redrive --id @home
   redis-keda redrive --all --dry-run
 `,
 		parse: func(fs *flag.FlagSet, args []string) (action, error) {
 			all := fs.Bool("all", false, "")
 			dry := fs.Bool("dry-run", false, "")
+			var ids []string
+			fs.Func("id", "", func(v string) error { ids = append(ids, v); return nil })
 			ops, err := parseInterleaved(fs, args)
 			if err != nil {
 				return nil, err
 			}
+			named := append(slices.Clone(ops), ids...)
 			switch {
-			case *all && len(ops) > 0:
-				return nil, fmt.Errorf("give ids or --all, not both (got --all and %q)", ops)
-			case !*all && len(ops) == 0:
+			case *all && len(named) > 0:
+				return nil, fmt.Errorf("give ids or --all, not both (got --all and %q)", named)
+			case !*all && len(named) == 0:
 				return nil, errors.New("which dead letters? give ids or @references (peek dead lists them), or --all")
 			}
-			for _, s := range ops {
-				if err := queue.CheckSelector(s); err != nil {
-					return nil, err
-				}
+			sels, err := selectors(ops, ids)
+			if err != nil {
+				return nil, err
 			}
-			return func(ctx context.Context, e *env) int { return redrive(ctx, e, ops, *all, *dry) }, nil
+			return func(ctx context.Context, e *env) int { return redrive(ctx, e, sels, *all, *dry) }, nil
 		},
 	}
 }
@@ -386,7 +426,7 @@ type summaryJSON struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-func redrive(ctx context.Context, e *env, sels []string, all, dry bool) int {
+func redrive(ctx context.Context, e *env, sels []queue.Selector, all, dry bool) int {
 	var res queue.RedriveResult
 	var err error
 	if all {
