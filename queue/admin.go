@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
@@ -1134,12 +1135,57 @@ func (q *Queue) Purge(ctx context.Context, loc Location) (int64, error) {
 	return n, nil
 }
 
-// label names an entry for a message: its id and reference.
+// label names an entry for a message: its id (Printable) and reference.
 func label(e Entry) string {
 	if e.ID == "" {
 		return e.Ref
 	}
-	return e.ID + " (" + e.Ref + ")"
+	return Printable(e.ID) + " (" + e.Ref + ")"
+}
+
+// Printable returns s fit for a terminal: every character that is not
+// printable is quoted — newline, carriage return and tab as \n, \r, \t;
+// the other C0 controls and DEL as \xNN (so a producer's \x1b]0;…\x07 or
+// \x1b[2J reaches no terminal); C1 controls, Unicode format characters
+// (bidirectional overrides) and other non-printable characters as \uNNNN
+// (\UNNNNNNNN above U+FFFF); each byte of invalid UTF-8 as \xNN. Printable
+// text, spaces and backslashes included, is left as it is: the text output
+// is for reading, --json gives the exact bytes.
+func Printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !(r == ' ' || unicode.IsPrint(r)) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r == ' ' || unicode.IsPrint(r):
+			b.WriteRune(r)
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // partialDeadLetter reads a dead-letter record that may be cut short

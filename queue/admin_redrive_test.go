@@ -109,3 +109,19 @@ func TestIDsThatStartWithAt(t *testing.T) {
 		t.Error("IDSelector(\"\"): no error")
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"id":"e1","wait":1}`, `{"id":"e1","wait":1}`},
+		{"title\x1b]0;pwned\x07clear\x1b[2J", `title\x1b]0;pwned\x07clear\x1b[2J`},
+		{"a\nb\rc\td\x00e\x7f", `a\nb\rc\td\x00e\x7f`},
+		{"c1 \u0085 \u009b bidi \u202e zero-width \u200b", `c1 \u0085 \u009b bidi \u202e zero-width \u200b`},
+		{"bad \xff\xfe utf8 \xc3", `bad \xff\xfe utf8 \xc3`},
+		{"é ü 日本 😀 back\\slash", "é ü 日本 😀 back\\slash"},
+		{"tag \U000E0001", `tag \U000e0001`},
+	} {
+		if got := Printable(tc.in); got != tc.want {
+			t.Errorf("Printable(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

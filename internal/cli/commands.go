@@ -149,6 +149,9 @@ Each entry has its event id (when it has one) and a reference, @ and 12 hex
 digits, that inspect and redrive accept for entries without an id. At most
 64 KiB of each entry is read; the table shows the first 60 characters of the
 payload, --json what was read ("truncated": true when there is more).
+Characters that are not printable (terminal escapes, other controls,
+invalid UTF-8) are quoted in the table: \x1b, \n, \u202e, \xff; --json
+gives the exact bytes.
 
 Flags:
   -n N    how many entries, 1 to 1000 (default 10)
@@ -199,17 +202,17 @@ func peek(ctx context.Context, e *env, loc queue.Location, n int) int {
 	case queue.LocPending:
 		fmt.Fprintln(tw, "POS\tID\tREF\tATTEMPTS\tSIZE\tPAYLOAD")
 		for _, en := range es {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\n", en.Position, dash(en.ID), en.Ref, en.Attempts, en.Size, cell(en, 60))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\n", en.Position, dash(queue.Printable(en.ID)), en.Ref, en.Attempts, en.Size, cell(en, 60))
 		}
 	case queue.LocProcessing:
 		fmt.Fprintln(tw, "ID\tREF\tATTEMPT\tCLAIMED AT\tLEASE UNTIL\tTOKEN\tSIZE\tPAYLOAD")
 		for _, en := range es {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", dash(en.ID), en.Ref, en.Attempts, stamp(en.ClaimedAt), stamp(en.LeaseDeadline), en.Token, en.Size, cell(en, 60))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", dash(queue.Printable(en.ID)), en.Ref, en.Attempts, stamp(en.ClaimedAt), stamp(en.LeaseDeadline), queue.Printable(en.Token), en.Size, cell(en, 60))
 		}
 	case queue.LocDead:
 		fmt.Fprintln(tw, "POS\tID\tREF\tATTEMPTS\tDEAD AT\tREASON\tPAYLOAD")
 		for _, en := range es {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", en.Position, dash(en.ID), en.Ref, en.Attempts, stamp(en.DeadAt), short(en.Reason, 60), cell(en, 60))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", en.Position, dash(queue.Printable(en.ID)), en.Ref, en.Attempts, stamp(en.DeadAt), short(queue.Printable(en.Reason), 60), cell(en, 60))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -231,7 +234,8 @@ queue assigned to a payload without one), or whose reference starts with
 leased yet, or dead. Shows where, its attempts (deliveries so far), its claim
 and lease, and its whole payload (base64 when it is not UTF-8 text). It reads
 the lists in pages of 100 (64 KiB of each entry at most): its cost grows with
-the queue. Nothing is changed.
+the queue. Nothing is changed. Characters that are not printable are quoted
+(\x1b, \n, \u202e, \xff); --json gives the exact bytes.
 
 An argument that starts with @ is a reference; an event id that starts
 with @ is given with --id.
@@ -316,7 +320,7 @@ func inspect(ctx context.Context, e *env, sel queue.Selector) int {
 func (e *env) describe(en queue.Entry) string {
 	var b strings.Builder
 	row := func(k, v string) { fmt.Fprintf(&b, "  %-13s %s\n", k, v) }
-	fmt.Fprintf(&b, "event %s %s\n", dash(en.ID), en.Ref)
+	fmt.Fprintf(&b, "event %s %s\n", dash(queue.Printable(en.ID)), en.Ref)
 	if en.IDAssigned {
 		row("id", "assigned by the queue (the payload has none)")
 	}
@@ -326,26 +330,29 @@ func (e *env) describe(en queue.Entry) string {
 		row("where", fmt.Sprintf("pending, position %d (1 = the next to be claimed)", en.Position))
 		row("attempts", fmt.Sprintf("%d so far; the next claim is delivery %d of MAX_ATTEMPTS %d", en.Attempts, en.Attempts+1, maxAttempts))
 	case queue.LocProcessing:
-		row("where", "in flight, claim token "+en.Token)
+		row("where", "in flight, claim token "+queue.Printable(en.Token))
 		row("attempts", fmt.Sprintf("this is delivery %d of MAX_ATTEMPTS %d", en.Attempts, maxAttempts))
 		row("claimed at", stamp(en.ClaimedAt))
 		row("lease until", stamp(en.LeaseDeadline)+" (moved forward by every heartbeat)")
 	case queue.LocClaimed:
-		row("where", "claimed by a job, not leased yet, claim token "+en.Token)
+		row("where", "claimed by a job, not leased yet, claim token "+queue.Printable(en.Token))
 		row("attempts", fmt.Sprintf("this is delivery %d of MAX_ATTEMPTS %d", en.Attempts, maxAttempts))
 		row("reaped after", stamp(en.LeaseDeadline)+" (if the job died before leasing it)")
 	case queue.LocDead:
 		row("where", fmt.Sprintf("dead, position %d (1 = the newest dead letter)", en.Position))
 		row("attempts", plural(en.Attempts, "delivery", "deliveries"))
 		row("dead at", stamp(en.DeadAt))
-		row("reason", en.Reason)
+		row("reason", queue.Printable(en.Reason))
+	}
+	if en.Reason != "" && en.Location != queue.LocDead {
+		row("note", queue.Printable(en.Reason))
 	}
 	if !en.PublishedAt.IsZero() {
 		row("published at", stamp(en.PublishedAt))
 	}
 	row("size", fmt.Sprintf("%d bytes", en.Size))
 	if s, ok := en.PayloadText(); ok {
-		row("payload", s)
+		row("payload", queue.Printable(s))
 	} else {
 		row("payload", "(not UTF-8; base64) "+base64.StdEncoding.EncodeToString(en.Payload))
 	}
@@ -470,7 +477,7 @@ func redrive(ctx context.Context, e *env, sels []queue.Selector, all, dry bool) 
 		fmt.Fprintf(e.stdout, "%s %s\n", verb, name(en))
 	}
 	for _, s := range res.Skipped {
-		fmt.Fprintf(e.stdout, "left in dead %s: %s\n", name(s.Entry), s.Reason)
+		fmt.Fprintf(e.stdout, "left in dead %s: %s\n", name(s.Entry), queue.Printable(s.Reason))
 	}
 	for _, en := range res.Gone {
 		fmt.Fprintf(e.stdout, "already gone %s (another redrive or purge took it)\n", name(en))
@@ -582,13 +589,14 @@ func toJSON(en queue.Entry) entryJSON {
 	return j
 }
 
-// cell is a payload for a table: escaped, cut to n characters.
+// cell is a payload for a table: non-printables quoted (queue.Printable),
+// cut to n characters.
 func cell(en queue.Entry, n int) string {
 	s, ok := en.PayloadText()
 	if !ok {
 		return short("base64:"+base64.StdEncoding.EncodeToString(en.Payload), n)
 	}
-	s = strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s)
+	s = queue.Printable(s)
 	if en.Truncated && utf8.RuneCountInString(s) <= n {
 		s += "…"
 	}
@@ -611,12 +619,13 @@ func dash(s string) string {
 	return s
 }
 
-// name is an entry in a message: id and reference.
+// name is an entry in a message: id (quoted: queue.Printable) and
+// reference.
 func name(en queue.Entry) string {
 	if en.ID == "" {
 		return en.Ref
 	}
-	return en.ID + " " + en.Ref
+	return queue.Printable(en.ID) + " " + en.Ref
 }
 
 func plural(n int, one, many string) string {
