@@ -1056,17 +1056,21 @@ var errMoved = errors.New("dead letter moved")
 // redriveAlone moves one large dead letter by a transaction instead of a
 // script, so that Redis holds no Lua copy of it: WATCH the dead list, check
 // the record is still where it was read (by its index from the tail, which
-// only moves when an older dead letter is removed), then MULTI, LREM the
-// record, LPUSH the payload, count it, EXEC. Redis then holds the record
-// and the payload it was sent (2x the entry) and swaps one for the other.
-// A change to the dead list meanwhile aborts the EXEC: it is tried again,
-// after finding the record anew if it moved. moved is false when the record
-// is no longer in the dead list (another redrive or a purge took it).
+// only moves when an older dead letter is removed), then MULTI, replace the
+// record by a small tombstone (LSET) and remove that (LREM), LPUSH the
+// payload, count it, EXEC. The record itself is never sent back to Redis:
+// Redis holds the payload it was sent and its copy in the AOF buffer (2x the
+// entry), and frees the record before it stores the payload. A change to the
+// dead list meanwhile aborts the EXEC: it is tried again, after finding the
+// record anew if it moved. moved is false when the record is no longer in
+// the dead list (another redrive or a purge took it).
 func (q *Queue) redriveAlone(ctx context.Context, e Entry) (moved bool, err error) {
 	const tries = 20
+	tomb := "redis-keda redrive tombstone " + newID() // never a dead letter (JSON objects)
 	for range tries {
 		err := q.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			got, err := tx.LIndex(ctx, q.dead, -(e.tailIdx + 1)).Result()
+			idx := -(e.tailIdx + 1)
+			got, err := tx.LIndex(ctx, q.dead, idx).Result()
 			if errors.Is(err, redis.Nil) || (err == nil && got != e.record) {
 				return errMoved
 			}
@@ -1074,7 +1078,8 @@ func (q *Queue) redriveAlone(ctx context.Context, e Entry) (moved bool, err erro
 				return err
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.LRem(ctx, q.dead, -1, e.record)
+				p.LSet(ctx, q.dead, idx, tomb)
+				p.LRem(ctx, q.dead, -1, tomb)
 				p.LPush(ctx, q.pending, redriven(e))
 				p.HIncrBy(ctx, q.counters, "redriven", 1)
 				return nil
