@@ -2,6 +2,9 @@ package queue
 
 import (
 	"context"
+	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -123,5 +126,48 @@ func TestPrintable(t *testing.T) {
 		if got := Printable(tc.in); got != tc.want {
 			t.Errorf("Printable(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// Dead letters above redriveBatchBytes go by transaction (redriveAlone);
+// two operators redriving all of them at once move each exactly once, the
+// payload byte for byte, and leave no tombstone.
+func TestConcurrentLargeRedrivesMoveEachOnce(t *testing.T) {
+	q, rdb := newTestQueue(t, func(c *Config) { c.MaxPayloadBytes = 4 << 20 })
+	ctx := context.Background()
+	want := map[string]int{}
+	for i := range 4 {
+		p := fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("z", 1<<20))
+		want[p]++
+		if err := rdb.LPush(ctx, q.dead, deadRecord("", "r", 1, []byte(p))).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type result struct {
+		res RedriveResult
+		err error
+	}
+	done := make(chan result, 2)
+	for range 2 {
+		go func() {
+			res, err := q.RedriveAll(ctx, false)
+			done <- result{res, err}
+		}()
+	}
+	moved := 0
+	for range 2 {
+		r := <-done
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		moved += len(r.res.Moved)
+	}
+	got := map[string]int{}
+	for _, p := range rdb.LRange(ctx, q.pending, 0, -1).Val() {
+		got[p]++
+	}
+	if !reflect.DeepEqual(got, want) || moved != 4 || rdb.LLen(ctx, q.dead).Val() != 0 || rdb.HGet(ctx, q.counters, "redriven").Val() != "4" {
+		t.Errorf("pending holds %d distinct payloads (want 4 once each), moved %d, dead %d, redriven %s",
+			len(got), moved, rdb.LLen(ctx, q.dead).Val(), rdb.HGet(ctx, q.counters, "redriven").Val())
 	}
 }
