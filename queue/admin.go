@@ -358,10 +358,11 @@ end
 // scanned from the tail; they move toward the tail when consumers take
 // entries, and away from it when the reaper or a release puts one back: the
 // script looks for the anchor around where it was, up to anchorProbes
-// entries either way. An anchor scanned from the tail that is gone, with
-// every entry between it and the tail looked at, was taken by a consumer,
-// with every entry before it: the page starts at the tail (-1). Otherwise a
-// lost anchor ends the scan with an error: the list moved too much.
+// entries either way. In the pending list (ARGV[8] = "1"), an anchor
+// scanned from the tail that is gone, with every entry between it and the
+// tail looked at, was taken by a consumer with every entry before it: the
+// page starts at the tail (-1). Otherwise a lost anchor ends the scan with
+// ErrListMoved (a redrive or purge took it, or the list moved too much).
 //
 // KEYS[1] list
 // ARGV[1] LINDEX index of the first entry (>= 0 from the head, < 0 from the tail)
@@ -372,6 +373,7 @@ end
 // ARGV[6] anchor: SHA-1 of the entry at ARGV[1] - ARGV[2] when the previous
 // page read it, or "" for the first page
 // ARGV[7] most entries to look at for the anchor
+// ARGV[8] "1" when consumers take entries from the tail (pending)
 // Output: {LLEN, index of the first entry read, 1 when the list ended (2:
 // the anchor was lost, nothing read), then for each entry: size, sha1 hex,
 // prefix}
@@ -398,7 +400,7 @@ if ARGV[6] ~= '' then
   end
   if found then
     idx = found + step
-  elseif step < 0 and to_tail_done then
+  elseif step < 0 and to_tail_done and ARGV[8] == '1' then
     idx = -1
   else
     return {llen, 0, 2}
@@ -441,7 +443,11 @@ type rawEntry struct {
 // entries, fewer when the page's bytes run out. ended reports that the list
 // ended.
 func (q *Queue) listPage(ctx context.Context, key string, first, step int64, count, prefix int, anchor string) (llen int64, raws []rawEntry, ended bool, err error) {
-	res, err := listPageScript.Run(ctx, q.rdb, []string{key}, first, step, count, prefix, scanPageBytes, anchor, anchorProbes).Slice()
+	consumed := "0"
+	if key == q.pending {
+		consumed = "1"
+	}
+	res, err := listPageScript.Run(ctx, q.rdb, []string{key}, first, step, count, prefix, scanPageBytes, anchor, anchorProbes, consumed).Slice()
 	if err != nil {
 		return 0, nil, false, fmt.Errorf("read %s: %w", key, err)
 	}
@@ -449,7 +455,7 @@ func (q *Queue) listPage(ctx context.Context, key string, first, step int64, cou
 		return 0, nil, false, fmt.Errorf("read %s: page script returned %d values", key, len(res))
 	}
 	if replyInt(res[2]) == 2 {
-		return 0, nil, false, fmt.Errorf("read %s: %w (more than %d entries moved between two pages); run the command again", key, ErrListMoved, anchorProbes)
+		return 0, nil, false, fmt.Errorf("read %s: %w (the entry a page ended on was removed, or moved by more than %d); run the command again", key, ErrListMoved, anchorProbes)
 	}
 	idx := replyInt(res[1])
 	raws = make([]rawEntry, 0, (len(res)-3)/3)

@@ -3,7 +3,9 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -102,4 +104,63 @@ func TestFindScansStablyWhileTheListMoves(t *testing.T) {
 	}
 	t.Logf("inspect of %d pending targets while %d entries were pushed and %d taken: %d listed, %d taken before the scan reached them",
 		n, during, popped.Load(), len(found), n-len(found))
+}
+
+// The page script's anchor, deterministically: pages continue after the
+// previous page's last entry when consumers took entries from the tail
+// (even the anchor itself: then everything before it went too), when the
+// reaper put one back at the tail, and refuse (ErrListMoved) when the
+// anchor vanished from the middle of a list consumers do not take from.
+func TestListPageFollowsItsAnchor(t *testing.T) {
+	q, rdb := newTestQueue(t)
+	ctx := context.Background()
+	payloads := func(raws []rawEntry) []string {
+		var out []string
+		for _, r := range raws {
+			out = append(out, r.prefix)
+		}
+		return out
+	}
+	fill := func(key string, n int) {
+		t.Helper()
+		rdb.Del(ctx, key)
+		for i := range n {
+			if err := rdb.LPush(ctx, key, fmt.Sprintf("e%d", i)).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	page := func(key string, first int64, anchor string) ([]string, error) {
+		t.Helper()
+		_, raws, _, err := q.listPage(ctx, key, first, -1, 3, scanPrefix, anchor)
+		return payloads(raws), err
+	}
+	sum := func(s string) string { return sha1hex(s) }
+
+	// Pending e0 (tail) .. e9; the first page read e0 e1 e2.
+	for _, tc := range []struct {
+		name   string
+		change func()
+		want   []string
+	}{
+		{"nothing moved", func() {}, []string{"e3", "e4", "e5"}},
+		{"producers pushed", func() { rdb.LPush(ctx, q.pending, "new1", "new2") }, []string{"e3", "e4", "e5"}},
+		{"a consumer took 2", func() { rdb.RPop(ctx, q.pending); rdb.RPop(ctx, q.pending) }, []string{"e3", "e4", "e5"}},
+		{"a consumer took the anchor", func() { rdb.RPopCount(ctx, q.pending, 3) }, []string{"e3", "e4", "e5"}},
+		{"the reaper put one back", func() { rdb.RPush(ctx, q.pending, "back") }, []string{"e3", "e4", "e5"}},
+	} {
+		fill(q.pending, 10)
+		tc.change()
+		got, err := page(q.pending, -4, sum("e2"))
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: next page %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+	// The dead list: an anchor removed from the middle (a redrive) is an
+	// error, not a restart that would list entries twice.
+	fill(q.dead, 10)
+	rdb.LRem(ctx, q.dead, 1, "e2")
+	if got, err := page(q.dead, -4, sum("e2")); !errors.Is(err, ErrListMoved) {
+		t.Errorf("dead list without its anchor: %q, %v; want ErrListMoved", got, err)
+	}
 }
