@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // inspect lists every pending entry of an id exactly once while producers
@@ -162,5 +164,43 @@ func TestListPageFollowsItsAnchor(t *testing.T) {
 	rdb.LRem(ctx, q.dead, 1, "e2")
 	if got, err := page(q.dead, -4, sum("e2")); !errors.Is(err, ErrListMoved) {
 		t.Errorf("dead list without its anchor: %q, %v; want ErrListMoved", got, err)
+	}
+}
+
+// Pages are bounded in bytes as well as in entries: 30 deliveries in flight
+// of 100 KiB each take more than one claims script (64 KiB of each, 1 MiB per
+// reply), and peek processing still lists all 30, and inspect
+// finds each.
+func TestClaimsPagesAreBoundedInBytes(t *testing.T) {
+	q, _ := newTestQueue(t, func(c *Config) { c.LeaseDuration = time.Minute })
+	ctx := context.Background()
+	pad := strings.Repeat("p", 100<<10)
+	for i := range 30 {
+		if err := q.PublishRaw(ctx, []byte(fmt.Sprintf(`{"id":"f%02d","wait":1,"pad":%q}`, i, pad))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 30 {
+		claim(t, q)
+	}
+	es, err := q.Peek(ctx, LocProcessing, 30)
+	if err != nil || len(es) != 30 {
+		t.Fatalf("peek processing: %d entries, %v", len(es), err)
+	}
+	ids := map[string]bool{}
+	for i, e := range es {
+		ids[e.ID] = true
+		if !e.Truncated || len(e.Payload) != scanPrefix || e.Location != LocProcessing {
+			t.Errorf("entry %d (%s): %s truncated %v payload %d bytes; want processing, truncated, %d bytes", i, e.ID, e.Location, e.Truncated, len(e.Payload), scanPrefix)
+		}
+	}
+	for i := range 30 { // each once (leases of the same millisecond have no order)
+		if id := fmt.Sprintf("f%02d", i); !ids[id] {
+			t.Errorf("peek processing does not list %s", id)
+		}
+	}
+	found, err := q.Find(ctx, sel(t, "f29"))
+	if err != nil || len(found) != 1 || found[0].Truncated || len(found[0].Payload) != len(pad)+len(`{"id":"f29","wait":1,"pad":""}`) {
+		t.Errorf("inspect f29: %d entries, %v", len(found), err)
 	}
 }
