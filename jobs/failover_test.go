@@ -71,12 +71,12 @@ type chaosTopology struct {
 func TestChaosWithFailoverCluster(t *testing.T) {
 	c := redistest.StartCluster(t)
 	jobsOnANodeThatDoesNotOwnTheSlot(t, c)
-	// Two hash tags on the same master.
-	durable := "{durable}"
+	// Two queues (hash tags {durable}, {fast-N}) on the same master.
+	durable := "durable"
 	owner := c.MasterOf(durable)
 	fast := ""
 	for i := 0; fast == ""; i++ {
-		if n := fmt.Sprintf("{fast-%d}", i); c.MasterOf(n) == owner {
+		if n := fmt.Sprintf("fast-%d", i); c.MasterOf(n) == owner {
 			fast = n
 		}
 	}
@@ -112,7 +112,7 @@ func TestChaosWithFailoverCluster(t *testing.T) {
 // exits 1 at once with a message that says what to set (it used to retry
 // MOVED for REDIS_RETRY_TIMEOUT).
 func jobsOnANodeThatDoesNotOwnTheSlot(t *testing.T, c *redistest.Cluster) {
-	const name = "{seed}"
+	const name = "seed"
 	owner := c.MasterOf(name)
 	var seed *redistest.Server
 	for _, m := range c.Masters() {

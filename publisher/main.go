@@ -6,11 +6,14 @@
 // Deployment still runs the reaper.
 //
 // On SIGTERM or SIGINT it finishes the batch in progress, stops and exits 0.
+// It takes no arguments but --help (exit 2 for any other).
 package main
 
 import (
 	"context"
+	"os"
 
+	"github.com/redis-keda/redis-keda/internal/config"
 	"github.com/redis-keda/redis-keda/internal/publisher"
 	"github.com/redis-keda/redis-keda/internal/service"
 	"go.uber.org/zap"
@@ -19,6 +22,10 @@ import (
 var version = "dev" // set with -ldflags "-X main.version=..."
 
 func main() {
+	p := config.Program{Name: "publisher", Summary: publisher.Summary, Config: publisher.Config{}}
+	if code, exit := p.Args(os.Args[1:], os.Stdout, os.Stderr); exit { // --help, or a refused argument
+		os.Exit(code)
+	}
 	service.Main("publisher", version, (*publisher.Config).Level, func(ctx context.Context, log *zap.Logger, c publisher.Config) error {
 		c.Version = version
 		return publisher.Run(ctx, log, c)

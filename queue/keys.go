@@ -8,11 +8,23 @@ import "strings"
 // one queue live in one hash slot and every Lua script below may touch them
 // together:
 //
-//	name "events":   events, {events}:leases, {events}:claim:<token>, ...
-//	name "{events}": {events}, {events}:leases, {events}:claim:<token>, ...
+//	name "events":        events, {events}:leases, {events}:claim:<token>, ...
+//	name "{events}:high":  {events}:high, {events}:high:leases, ...
 //
-// Both spellings work on a Redis Cluster: the slot of "events" is the slot of
-// the tag "{events}".
+// Each accepted name has keys of its own, and no name is a key of another
+// queue (Config.Validate):
+//   - a name that is exactly a hash tag, "{events}", is refused: its derived
+//     keys would be those of "events" (the same slot already), with a
+//     different pending list — the pending list is the literal name KEDA
+//     watches, so the two spellings cannot be made one queue, and making
+//     them two would move the keys of one spelling's existing queues. One
+//     reaper used to move the other spelling's expired events into its own
+//     list, which KEDA did not watch;
+//   - a tagged name with a segment :leases, :claimed, :dead, :counters or
+//     :claim after its tag ("{events}:dead") is refused: it is, or may become,
+//     a key of the queue named by the part before.
+//
+// Several queues in one slot: "orders", "{orders}:high", "{orders}:low".
 
 // hashTag returns "{name}" unless the name already holds a hash tag.
 // Names with braces that do not form a tag are refused by Config.Validate.
@@ -32,6 +44,30 @@ func hasHashTag(name string) bool {
 		}
 	}
 	return false
+}
+
+// isBareTag reports whether the name is a hash tag and nothing else:
+// "{events}".
+func isBareTag(name string) bool {
+	return len(name) > 2 && name[0] == '{' && strings.IndexByte(name, '}') == len(name)-1
+}
+
+// reservedSegment returns the first ':'-separated segment after a tagged
+// name's hash tag that is a derived key's suffix (leases, claimed, dead,
+// counters, claim: see below), or "".
+func reservedSegment(name string) string {
+	if !hasHashTag(name) {
+		return "" // its keys are {name}:..., never another untagged name
+	}
+	i := strings.IndexByte(name, '{')
+	j := i + 1 + strings.IndexByte(name[i+1:], '}')
+	for _, seg := range strings.Split(name[j+1:], ":") {
+		switch seg {
+		case "leases", "claimed", "dead", "counters", "claim":
+			return seg
+		}
+	}
+	return ""
 }
 
 // pendingKey is the LIST of events waiting to be claimed. Producers LPUSH,

@@ -67,7 +67,14 @@ func (c Config) Validate() error {
 	case c.Name == "":
 		return fmt.Errorf("%w: QUEUE is empty; set a list name such as events", ErrInvalidConfig)
 	case strings.ContainsAny(c.Name, "{}") && !hasHashTag(c.Name):
-		return fmt.Errorf("%w: QUEUE=%q has braces that are not a Redis Cluster hash tag; use a name such as events or {events}", ErrInvalidConfig, c.Name)
+		return fmt.Errorf("%w: QUEUE=%q has braces that are not a Redis Cluster hash tag; use a name such as events or {events}:high", ErrInvalidConfig, c.Name)
+	case isBareTag(c.Name):
+		tag := c.Name[1 : len(c.Name)-1]
+		return fmt.Errorf("%w: QUEUE=%q is the hash tag of QUEUE=%s, whose keys are already %s:* (same Redis Cluster slot): the two spellings would share every key but the pending list; "+
+			"use QUEUE=%s and listName %s in the KEDA trigger (move pending events once with redis-cli RENAME %s %s)", ErrInvalidConfig, c.Name, tag, c.Name, tag, tag, c.Name, tag)
+	case reservedSegment(c.Name) != "":
+		return fmt.Errorf("%w: QUEUE=%q is shaped like a key of another queue (%q follows the hash tag); a queue name must not have a segment :leases, :claimed, :dead, :counters or :claim after its tag",
+			ErrInvalidConfig, c.Name, ":"+reservedSegment(c.Name))
 	case c.LeaseDuration < time.Second:
 		return fmt.Errorf("%w: LEASE_DURATION=%s is below 1s; use a duration such as 30s", ErrInvalidConfig, c.LeaseDuration)
 	case c.MaxAttempts < 1:

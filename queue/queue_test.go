@@ -153,7 +153,7 @@ func TestKeysShareOneClusterSlot(t *testing.T) {
 	srv := redistest.Start(t, redistest.WithClusterMode())
 	rdb := srv.Client()
 	ctx := context.Background()
-	for _, name := range []string{"events", "{events}", "jobs:{tenant-a}:in", "orders:v2"} {
+	for _, name := range []string{"events", "{events}:high", "jobs:{tenant-a}:in", "orders:v2"} {
 		t.Run(name, func(t *testing.T) {
 			want, err := rdb.ClusterKeySlot(ctx, pendingKey(name)).Result()
 			if err != nil {
@@ -677,7 +677,7 @@ func TestConfigValidate(t *testing.T) {
 		{"only braces", func(c *Config) { c.Name = "{}" }, "hash tag"},
 		{"stray closing brace", func(c *Config) { c.Name = "a}b" }, "hash tag"},
 		{"unclosed brace", func(c *Config) { c.Name = "{x" }, "hash tag"},
-		{"cluster tag", func(c *Config) { c.Name = "{events}" }, ""},
+		{"cluster tag", func(c *Config) { c.Name = "{events}:high" }, ""},
 		{"negative min replicas", func(c *Config) { c.MinReplicas = -1 }, "REDIS_MIN_REPLICAS=-1 must be 0"},
 		{"min replicas without timeout", func(c *Config) { c.MinReplicas = 1 }, "REDIS_MIN_REPLICAS_TIMEOUT=0s must be at least 1ms with REDIS_MIN_REPLICAS=1"},
 		{"min replicas", func(c *Config) { c.MinReplicas, c.MinReplicasTimeout = 1, time.Second }, ""},

@@ -280,9 +280,13 @@ func urlParams(mode RedisMode) []string {
 // (ParseURL, ParseClusterURL, ParseFailoverURL). shown is the masked form
 // for messages: no message repeats the raw text or url.Parse's error, which
 // quotes it.
+//
+// A '#' anywhere, or an '@' after the host, is refused like a URL that does
+// not parse: url.Parse would read "redis://app:Tr0ub@dor#3@host" as host
+// "dor", password "Tr0ub" and a fragment, and dial a piece of the password.
 func parseRedisURL(raw, shown string, mode RedisMode) (*parsedURL, error) {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || strings.Contains(raw, "#") || strings.Contains(u.RawQuery, "@") || strings.Contains(u.Path, "@") || u.Opaque != "" {
 		return nil, redisConfigErr("REDIS_ADDR=%q is not a valid URL such as redis://user:password@host:6379/0 (special characters in the password must be %%-escaped)", shown)
 	}
 	var p parsedURL
@@ -373,8 +377,11 @@ func lastParam(q url.Values, name string) (string, bool) {
 }
 
 // redactAddr masks every password in a REDIS_ADDR value, parseable or not:
-// a URL's userinfo password, a password= query parameter, and anything
-// before an "@" outside a URL.
+// a URL's userinfo password (up to the last "@", as url.Parse reads it), a
+// password= query parameter (up to the next "&": an unescaped "#", "@" or
+// "/" may be part of it), and anything before an "@" outside a URL. A byte
+// that either reading takes for a password is masked: a refused URL such
+// as redis://h:1?password=p@ss shows no piece of it.
 func redactAddr(s string) string {
 	scheme, rest, isURL := strings.Cut(s, "://")
 	if !isURL {
@@ -383,46 +390,48 @@ func redactAddr(s string) string {
 		}
 		return s
 	}
+	secret := make([]bool, len(rest))
+	hide := func(from, to int) {
+		for i := from; i < to; i++ {
+			secret[i] = true
+		}
+	}
 	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		userinfo := rest[:at]
-		user, _, hasPass := strings.Cut(userinfo, ":")
+		user, _, hasPass := strings.Cut(rest[:at], ":")
 		switch {
 		case strings.ContainsAny(user, "/?#"):
-			// Not a clean userinfo: mask all of it.
-			userinfo = mask
+			hide(0, at) // not a clean userinfo: mask all of it
 		case hasPass:
-			userinfo = user + ":" + mask
-		default:
-			userinfo = user
+			hide(len(user)+1, at)
 		}
-		rest = userinfo + rest[at:]
 	}
-	return scheme + "://" + maskParam(rest, "password=")
-}
-
-// maskParam replaces the value of every name= query parameter with the mask.
-func maskParam(s, name string) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, name)
-		if i < 0 || (i > 0 && s[i-1] != '?' && s[i-1] != '&') {
-			if i < 0 {
-				b.WriteString(s)
-				return b.String()
+	const param = "password="
+	for i := 0; ; {
+		j := strings.Index(rest[i:], param)
+		if j < 0 {
+			break
+		}
+		start := i + j + len(param)
+		if k := i + j; k > 0 && (rest[k-1] == '?' || rest[k-1] == '&') {
+			end := strings.IndexByte(rest[start:], '&')
+			if end < 0 {
+				end = len(rest) - start
 			}
-			b.WriteString(s[:i+len(name)])
-			s = s[i+len(name):]
-			continue
+			hide(start, start+end)
 		}
-		b.WriteString(s[:i+len(name)])
-		b.WriteString(mask)
-		s = s[i+len(name):]
-		end := strings.IndexAny(s, "&#")
-		if end < 0 {
-			return b.String()
-		}
-		s = s[end:]
+		i = start
 	}
+	var b strings.Builder
+	b.WriteString(scheme + "://")
+	for i := 0; i < len(rest); i++ {
+		switch {
+		case !secret[i]:
+			b.WriteByte(rest[i])
+		case i == 0 || !secret[i-1]:
+			b.WriteString(mask)
+		}
+	}
+	return b.String()
 }
 
 // String describes the connection without any password.

@@ -198,7 +198,6 @@ func TestRedisConfigErrors(t *testing.T) {
 		want string // after pre
 	}{
 		{map[string]string{"REDIS_MODE": "replicated"}, `REDIS_MODE="replicated" is not standalone, cluster or sentinel`},
-		{map[string]string{"REDIS_ADDR": " "}, `REDIS_ADDR is empty; set host:port, such as localhost:6379`},
 		{map[string]string{"REDIS_ADDR": "localhost"}, `REDIS_ADDR="localhost" is not host:port, such as localhost:6379 (missing port in address)`},
 		{map[string]string{"REDIS_ADDR": "localhost:http"}, `REDIS_ADDR="localhost:http" is not host:port, such as localhost:6379 (the port must be a number from 1 to 65535)`},
 		{map[string]string{"REDIS_ADDR": "localhost:70000"}, `REDIS_ADDR="localhost:70000" is not host:port, such as localhost:6379 (the port must be a number from 1 to 65535)`},
@@ -215,8 +214,8 @@ func TestRedisConfigErrors(t *testing.T) {
 		// with an unescaped / ? # that makes url.Parse read part of it as the
 		// host, port or path: masked all the same.
 		{map[string]string{"REDIS_ADDR": "redis://user:pa55word^@h:6379"}, `REDIS_ADDR="redis://user:xxxxx@h:6379" is not a valid URL such as redis://user:password@host:6379/0 (special characters in the password must be %-escaped)`},
-		{map[string]string{"REDIS_ADDR": "redis://user:p@ss/wo?rd#@h:6379"}, `REDIS_ADDR="redis://user:xxxxx@h:6379": the path is the database number, such as /0`},
-		{map[string]string{"REDIS_ADDR": "redis://user:0123456789/x@h:6379"}, `REDIS_ADDR="redis://user:xxxxx@h:6379": the port must be a number from 1 to 65535`},
+		{map[string]string{"REDIS_ADDR": "redis://user:p@ss/wo?rd#@h:6379"}, `REDIS_ADDR="redis://user:xxxxx@h:6379" is not a valid URL such as redis://user:password@host:6379/0 (special characters in the password must be %-escaped)`},
+		{map[string]string{"REDIS_ADDR": "redis://user:0123456789/x@h:6379"}, `REDIS_ADDR="redis://user:xxxxx@h:6379" is not a valid URL such as redis://user:password@host:6379/0 (special characters in the password must be %-escaped)`},
 		{map[string]string{"REDIS_ADDR": "redis://user:pa55word@h:1?read_timeout=1s"}, `REDIS_ADDR="redis://user:xxxxx@h:1?read_timeout=1s" has query parameter "read_timeout"; with REDIS_MODE=standalone a URL takes only db`},
 		{map[string]string{"REDIS_ADDR": "redis://h:1?password=pa55word"}, `REDIS_ADDR="redis://h:1?password=xxxxx" has query parameter "password"; with REDIS_MODE=standalone a URL takes only db`},
 		{map[string]string{"REDIS_ADDR": "redis://h:1?db=x"}, `REDIS_ADDR="redis://h:1?db=x": db must be a database number, such as db=0`},
@@ -253,6 +252,102 @@ func TestRedisConfigErrors(t *testing.T) {
 	}
 }
 
+// A set-but-empty REDIS_ADDR, REDIS_MODE or QUEUE is refused, named: it used
+// to mean localhost:6379, standalone and events (caarlos0/env gives an empty
+// variable its default). RedisConfig{Addr: ""} made in code is refused too.
+func TestSetButEmptyVariablesAreRefused(t *testing.T) {
+	type both struct {
+		Redis RedisConfig
+		Queue Config
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"REDIS_ADDR": ""}, `invalid configuration: REDIS_ADDR is set but empty; set a value, or unset REDIS_ADDR for its default "localhost:6379"`},
+		{map[string]string{"REDIS_ADDR": " "}, `invalid configuration: REDIS_ADDR is set but empty; set a value, or unset REDIS_ADDR for its default "localhost:6379"`},
+		{map[string]string{"QUEUE": ""}, `invalid configuration: QUEUE is set but empty; set a value, or unset QUEUE for its default "events"`},
+		{map[string]string{"REDIS_MODE": "", "REDIS_ADDR": "h:1"}, `invalid configuration: REDIS_MODE is set but empty; set a value, or unset REDIS_MODE for its default "standalone"`},
+		{map[string]string{"REDIS_MIN_REPLICAS": ""}, `invalid configuration: REDIS_MIN_REPLICAS is set but empty; set a value, or unset REDIS_MIN_REPLICAS for its default "0"`},
+	} {
+		var c both
+		if err := config.ParseFrom(&c, tc.env); err == nil || err.Error() != tc.want || !errors.Is(err, config.ErrInvalid) {
+			t.Errorf("%q: err = %v\nwant %s", tc.env, err, tc.want)
+		}
+	}
+	var c both
+	if err := config.ParseFrom(&c, map[string]string{"REDIS_USERNAME": "", "REDIS_PASSWORD": ""}); err != nil || c.Redis.Addr != "localhost:6379" || c.Queue.Name != "events" {
+		t.Errorf("unset and empty optional variables: %+v, %v", c, err)
+	}
+	if err := (RedisConfig{Addr: " "}).Validate(); err == nil || err.Error() != "invalid queue configuration: REDIS_ADDR is empty; set host:port, such as localhost:6379" {
+		t.Errorf("RedisConfig{Addr: blank}: %v", err)
+	}
+}
+
+// A '#' or an '@' after the host in a URL is refused, with the %-escape
+// hint: url.Parse read "redis://app:Tr0ub@dor#3@127.0.0.1:6379" as host
+// "dor" with password "Tr0ub" (and a fragment), so the client dialed a
+// piece of the password and logged it at INFO. No piece of the password
+// appears in the error, the String, %v, %#v or JSON; escaped, the same
+// password is accepted whole.
+func TestRedisURLFragmentAndStrayAtAreRefused(t *testing.T) {
+	const pre = "invalid configuration: invalid queue configuration: "
+	const escape = " is not a valid URL such as redis://user:password@host:6379/0 (special characters in the password must be %-escaped)"
+	pieces := []string{"Tr0ub", "dor", "#3"}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string // after pre
+	}{
+		{map[string]string{"REDIS_ADDR": "redis://app:Tr0ub@dor#3@127.0.0.1:6379"}, `REDIS_ADDR="redis://app:xxxxx@127.0.0.1:6379"` + escape},
+		{map[string]string{"REDIS_ADDR": "redis://:Tr0ub#dor@127.0.0.1:6379/0"}, `REDIS_ADDR="redis://:xxxxx@127.0.0.1:6379/0"` + escape},
+		{map[string]string{"REDIS_ADDR": "redis://127.0.0.1:6379#x"}, `REDIS_ADDR="redis://127.0.0.1:6379#x"` + escape},
+		{map[string]string{"REDIS_ADDR": "redis://app:Tr0ub@127.0.0.1:6379/0@x"}, `REDIS_ADDR="redis://app:xxxxx@x"` + escape},
+		{map[string]string{"REDIS_MODE": "sentinel", "REDIS_ADDR": "redis://s:26379?master_name=m&password=Tr0ub@dor"}, `REDIS_ADDR="redis://s:xxxxx"` + escape},
+		{map[string]string{"REDIS_MODE": "sentinel", "REDIS_ADDR": "redis://s:26379?master_name=m&password=Tr0ub#dor"}, `REDIS_ADDR="redis://s:26379?master_name=m&password=xxxxx"` + escape},
+		{map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": "rediss://app:Tr0ub@dor#3@a:1?addr=b:2"}, `REDIS_ADDR="rediss://app:xxxxx@a:1?addr=b:2"` + escape},
+	} {
+		c, err := parseRedisEnv(tc.env)
+		if err == nil || err.Error() != pre+tc.want {
+			t.Errorf("%q:\n got %v\nwant %s", tc.env["REDIS_ADDR"], err, pre+tc.want)
+			continue
+		}
+		outs := []string{err.Error(), c.String(), fmt.Sprintf("%v %+v %#v %q", c, c, c, c.Addr)}
+		if b, err := json.Marshal(c); err == nil {
+			outs = append(outs, string(b))
+		}
+		for _, out := range outs {
+			for _, p := range pieces {
+				if strings.Contains(out, p) {
+					t.Errorf("%q: output shows %q of the password: %s", tc.env["REDIS_ADDR"], p, out)
+				}
+			}
+		}
+		if _, err := c.NewClient(); err == nil {
+			t.Errorf("%q: NewClient made a client", tc.env["REDIS_ADDR"])
+		}
+	}
+	// An '@' inside the userinfo is read as url.Parse reads it (up to the
+	// last '@', the host's), so it is not ambiguous: accepted.
+	c, err := parseRedisEnv(map[string]string{"REDIS_ADDR": "redis://app:Tr0ub@dor@127.0.0.1:6379"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.resolve(); err != nil || got.password != "Tr0ub@dor" || strings.Join(got.addrs, ",") != "127.0.0.1:6379" {
+		t.Errorf("'@' in the userinfo: %+v, %v", got, err)
+	}
+	c, err = parseRedisEnv(map[string]string{"REDIS_ADDR": "redis://app:Tr0ub%40dor%233@127.0.0.1:6379"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.resolve()
+	if err != nil || got.password != "Tr0ub@dor#3" || got.username != "app" || strings.Join(got.addrs, ",") != "127.0.0.1:6379" {
+		t.Errorf("escaped: %+v, %v", got, err)
+	}
+	if s := c.String(); s != `standalone 127.0.0.1:6379 db=0 user="app" password=set tls=false` {
+		t.Errorf("escaped: String %s", s)
+	}
+}
+
 func TestRedisConfigTLSCAFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := dir + "/ca.pem"
@@ -284,7 +379,11 @@ func TestRedisAddrRedaction(t *testing.T) {
 		"redis://user:p@ss/wo?rd#@h:1":           "redis://user:xxxxx@h:1",
 		"redis://us/er:pa55word@h:1":             "redis://xxxxx@h:1",
 		"redis://h:1?password=pa55word&db=1":     "redis://h:1?password=xxxxx&db=1",
-		"redis://h:1?db=1&password=pa55word#x":   "redis://h:1?db=1&password=xxxxx#x",
+		"redis://h:1?db=1&password=pa55word#x":   "redis://h:1?db=1&password=xxxxx",
+		"redis://app:Tr0ub@dor#3@h:1":            "redis://app:xxxxx@h:1",
+		"redis://h:1?password=Tr0ub@dor#3":       "redis://h:xxxxx", // also read as userinfo "h:1?password=Tr0ub"
+		"redis://h:1?password=Tr0ub@dor#3&db=1":  "redis://h:xxxxx&db=1",
+		"redis://:a@b@h:1?password=p@q&x=1":      "redis://:xxxxx&x=1",
 		"redis://h:1?mypassword=x&password=q-pw": "redis://h:1?mypassword=x&password=xxxxx",
 	} {
 		if got := redactAddr(in); got != want {

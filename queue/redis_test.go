@@ -187,7 +187,7 @@ func TestRedisCluster(t *testing.T) {
 	c := redistest.StartCluster(t)
 	t.Logf("cluster created in %s", c.Created.Round(time.Millisecond))
 	ctx := context.Background()
-	const key = "{events}"
+	const key = "events" // slot of the tag {events}
 	owner := c.MasterOf(key)
 	var seed *redistest.Server
 	for _, m := range c.Masters() {
@@ -412,7 +412,7 @@ func TestRedisTLSAndACL(t *testing.T) {
 	t.Run("cluster", func(t *testing.T) {
 		c := redistest.StartCluster(t, opts...)
 		check(t, map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": "rediss://app:app-pw@" + c.Nodes[0].Addr + "?addr=" + c.Nodes[1].Addr,
-			"REDIS_TLS_CA_FILE": c.PKI.CAFile}, func() *redistest.Server { return c.MasterOf("{events}") }, "{events}")
+			"REDIS_TLS_CA_FILE": c.PKI.CAFile}, func() *redistest.Server { return c.MasterOf("events") }, "events")
 	})
 	t.Run("sentinel", func(t *testing.T) {
 		s := redistest.StartSentinel(t, append(opts, redistest.WithSentinelPassword("sentinel-admin-pw"),

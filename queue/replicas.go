@@ -20,12 +20,13 @@ type NotReplicatedError struct {
 }
 
 func (e *NotReplicatedError) Error() string {
-	got := fmt.Sprintf("%d of %d replicas", e.Replicas, e.Want)
 	if e.Replicas < 0 {
-		got = fmt.Sprintf("unknown how many of %d replicas (WAIT failed: %v)", e.Want, e.Err)
+		return fmt.Sprintf("%v: unknown how many of %d replicas (REDIS_MIN_REPLICAS) have the batch pushed on master %s (WAIT failed: %v); "+
+			"it may be lost with that master: push it again with the same ids", ErrNotReplicated, e.Want, e.Master, e.Err)
 	}
-	return fmt.Sprintf("%v: %s (REDIS_MIN_REPLICAS) acknowledged the batch within %s (REDIS_MIN_REPLICAS_TIMEOUT) on master %s; "+
-		"it is on the master and could vanish in a failover: retry it with the same ids", ErrNotReplicated, got, e.Timeout, e.Master)
+	return fmt.Sprintf("%v: %d of %d replicas (REDIS_MIN_REPLICAS) acknowledged the batch within %s (REDIS_MIN_REPLICAS_TIMEOUT) on master %s; "+
+		"it is on the master and could vanish in a failover until they do: wait for them (PublishAwaitingReplicas), "+
+		"or push it again with the same ids, which makes a second copy", ErrNotReplicated, e.Replicas, e.Want, e.Timeout, e.Master)
 }
 
 // Is makes errors.Is(err, ErrNotReplicated) true.
@@ -34,12 +35,85 @@ func (e *NotReplicatedError) Is(target error) bool { return target == ErrNotRepl
 func (e *NotReplicatedError) Unwrap() error { return e.Err }
 
 // push LPUSHes a batch onto the pending list; with MinReplicas it also waits
-// for that many replicas to have it.
+// for that many replicas to have it (one WAIT of MinReplicasTimeout).
 func (q *Queue) push(ctx context.Context, args []any) error {
 	if q.cfg.MinReplicas == 0 {
 		return q.rdb.LPush(ctx, q.pending, args...).Err()
 	}
-	return q.pushReplicated(ctx, args)
+	return q.pushReplicated(ctx, args, nil)
+}
+
+// minWaitPause spaces the WAITs of PublishAwaitingReplicas when
+// REDIS_MIN_REPLICAS_TIMEOUT is tiny (a WAIT that comes back short at once).
+const minWaitPause = 50 * time.Millisecond
+
+// PublishAwaitingReplicas is Publish for a caller that must not push a
+// batch twice while it waits for replicas (the publisher). With
+// MinReplicas > 0, once the LPUSH has run it repeats only the WAIT, on the
+// LPUSH's connection (WAIT counts the replicas that have every write of its
+// connection), one WAIT of MinReplicasTimeout at a time, until MinReplicas
+// replicas have the batch — or until keepWaiting, called after each short
+// answer with that answer, returns false. It never sends the LPUSH again
+// once it may have run.
+//
+// It returns the events and nil once they are replicated; the events and
+// a *NotReplicatedError (Replicas >= 0) when keepWaiting stopped the wait:
+// the batch is on the master, do not push it again; the events and a
+// *NotReplicatedError with Replicas -1 when the WAIT itself failed (the
+// connection broke: the master may be gone, and the batch with it: push it
+// again with the same ids); nil and the error when the LPUSH failed (with
+// ErrReplyLost it may have run). With MinReplicas 0 it is Publish.
+func (q *Queue) PublishAwaitingReplicas(ctx context.Context, keepWaiting func(*NotReplicatedError) bool, events ...Event) ([]Event, error) {
+	if q.cfg.MinReplicas == 0 || len(events) == 0 {
+		return q.Publish(ctx, events...)
+	}
+	now := time.Now()
+	out := make([]Event, len(events))
+	args := make([]any, len(events))
+	for i, ev := range events { // as Publish does
+		if ev.ID == "" {
+			ev.ID = newID()
+		}
+		if ev.PublishedAt.IsZero() {
+			ev.PublishedAt = now
+		}
+		out[i] = ev
+		args[i] = ev.Marshal()
+	}
+	if keepWaiting == nil {
+		keepWaiting = func(*NotReplicatedError) bool { return false }
+	}
+	err := q.pushReplicated(ctx, args, keepWaiting)
+	var nr *NotReplicatedError
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.As(err, &nr):
+		return out, fmt.Errorf("publish %d events: %w", len(events), err)
+	default:
+		return nil, fmt.Errorf("publish %d events: %w", len(events), err)
+	}
+}
+
+// AckingReplicas is how many replicas of the master of the queue's pending
+// list acknowledge its replication stream: WAIT MinReplicas within (the ACL
+// the README documents allows WAIT, not ROLE or INFO). It counts the
+// replicas that have every write of a pooled connection within that time,
+// so a frozen replica (connected, silent) does not count; it returns as
+// soon as MinReplicas do, so a count at or above MinReplicas may be lower
+// than the number of replicas.
+func (q *Queue) AckingReplicas(ctx context.Context, within time.Duration) (int, error) {
+	master, err := q.masterClient(ctx)
+	if err != nil {
+		return 0, err
+	}
+	conn := master.Conn()
+	defer conn.Close()
+	n, err := conn.Wait(ctx, q.cfg.MinReplicas, within).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count the replicas (WAIT): %w", err)
+	}
+	return int(n), nil
 }
 
 // pushReplicated runs LPUSH, then WAIT MinReplicas MinReplicasTimeout, on one
@@ -63,10 +137,13 @@ func (q *Queue) push(ctx context.Context, args []any) error {
 // dial failed: a dead master the slot map still names) — is sent again, to
 // the master the refreshed slot map names, for up to MinReplicasTimeout.
 // Nothing that may have run is sent again here: a lost reply is returned.
-func (q *Queue) pushReplicated(ctx context.Context, args []any) error {
+//
+// keepWaiting (nil: one WAIT only) decides after each short WAIT whether to
+// WAIT again on the same connection.
+func (q *Queue) pushReplicated(ctx context.Context, args []any, keepWaiting func(*NotReplicatedError) bool) error {
 	r := retrier{timeout: q.cfg.MinReplicasTimeout}
 	for {
-		pushed, err := q.pushWait(ctx, args)
+		pushed, err := q.pushWait(ctx, args, keepWaiting)
 		if err == nil || pushed {
 			return err
 		}
@@ -79,9 +156,9 @@ func (q *Queue) pushReplicated(ctx context.Context, args []any) error {
 	}
 }
 
-// pushWait is one LPUSH + WAIT; pushed reports whether the LPUSH may have
-// run.
-func (q *Queue) pushWait(ctx context.Context, args []any) (pushed bool, err error) {
+// pushWait is one LPUSH, then WAITs on its connection (more than one while
+// keepWaiting says so); pushed reports whether the LPUSH may have run.
+func (q *Queue) pushWait(ctx context.Context, args []any, keepWaiting func(*NotReplicatedError) bool) (pushed bool, err error) {
 	master, err := q.masterClient(ctx)
 	if err != nil {
 		return false, err
@@ -91,18 +168,35 @@ func (q *Queue) pushWait(ctx context.Context, args []any) (pushed bool, err erro
 	if err := conn.LPush(ctx, q.pending, args...).Err(); err != nil {
 		return errors.Is(err, ErrReplyLost) || replyLost(err), err
 	}
-	n, err := conn.Wait(ctx, q.cfg.MinReplicas, q.cfg.MinReplicasTimeout).Result()
 	addr := master.Options().Addr
 	if addr == "FailoverClient" { // go-redis's name for Sentinel's master client
 		addr = "(the master Sentinel named)"
 	}
-	if err != nil {
-		return true, &NotReplicatedError{Replicas: -1, Want: q.cfg.MinReplicas, Timeout: q.cfg.MinReplicasTimeout, Master: addr, Err: err}
+	var short *NotReplicatedError
+	for {
+		start := time.Now()
+		n, err := conn.Wait(ctx, q.cfg.MinReplicas, q.cfg.MinReplicasTimeout).Result()
+		if err != nil && short != nil && ctx.Err() != nil {
+			return true, short // the caller's context ended a wait that had an answer
+		}
+		if err != nil {
+			return true, &NotReplicatedError{Replicas: -1, Want: q.cfg.MinReplicas, Timeout: q.cfg.MinReplicasTimeout, Master: addr, Err: err}
+		}
+		if n >= int64(q.cfg.MinReplicas) {
+			return true, nil
+		}
+		short = &NotReplicatedError{Replicas: int(n), Want: q.cfg.MinReplicas, Timeout: q.cfg.MinReplicasTimeout, Master: addr}
+		if keepWaiting == nil || !keepWaiting(short) {
+			return true, short
+		}
+		if d := minWaitPause - time.Since(start); d > 0 {
+			select {
+			case <-ctx.Done():
+				return true, short
+			case <-time.After(d):
+			}
+		}
 	}
-	if n < int64(q.cfg.MinReplicas) {
-		return true, &NotReplicatedError{Replicas: int(n), Want: q.cfg.MinReplicas, Timeout: q.cfg.MinReplicasTimeout, Master: addr}
-	}
-	return true, nil
 }
 
 // masterClient is the client whose connections reach the master holding

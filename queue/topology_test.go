@@ -487,7 +487,7 @@ func appAuth() map[string]string {
 // and on the sentinels their own user (redis-cli -h SENTINEL ...) — and
 // makes the nodes keep them across a restart (CONFIG REWRITE). The app
 // user's key patterns name the queue "events"; the tests' other queues are
-// hash tags ({q0}, {durable}, ...), added as ~{*}*.
+// tagged names ({q0}:q, {durable}:q, ...), added as ~{*}*.
 func applyDocumentedACLs(t *testing.T, nodes []*redistest.Server, sentinels []*redistest.Server) {
 	t.Helper()
 	pw := map[string]string{"APP_PASSWORD": appPassword, "KEDA_PASSWORD": kedaPassword, "SENTINEL_PASSWORD": sentinelPassword}
@@ -592,7 +592,7 @@ func runCases(t *testing.T, tp topology) {
 	for i, tc := range topologyCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			tp.flush()
-			tc.run(t, tp.open(t, fmt.Sprintf("{q%d}", i)))
+			tc.run(t, tp.open(t, fmt.Sprintf("{q%d}:q", i)))
 		})
 	}
 }
@@ -746,10 +746,10 @@ func TestQueueOnCluster(t *testing.T) {
 	// fail the test that started the cluster).
 	kedaUserCounts(t, redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), Username: "keda", Password: kedaPassword, MaxRetries: -1}))
 	standaloneOnClusterNode(t, c, tp)
-	lostClaimReply(t, tp, "{cut}")
+	lostClaimReply(t, tp, "{cut}:q")
 	clusterDurablePublish(t, c, tp)
-	reapDuringMigration(t, c, tp, "{moving-a}", false)
-	reapDuringMigration(t, c, tp, "{moving-b}", true)
+	reapDuringMigration(t, c, tp, "{moving-a}:q", false)
+	reapDuringMigration(t, c, tp, "{moving-b}:q", true)
 	clusterClaimThroughFailovers(t, c, tp)
 	noDeniedCommands(t, c.Nodes)
 }
@@ -781,7 +781,7 @@ func TestQueueOnSentinel(t *testing.T) {
 // configuration error naming REDIS_MODE, instead of retrying MOVED for
 // REDIS_RETRY_TIMEOUT.
 func standaloneOnClusterNode(t *testing.T, c *redistest.Cluster, tp topology) {
-	const name = "{standalone}"
+	const name = "{standalone}:q"
 	owner := c.MasterOf(name)
 	var other *redistest.Server
 	for _, m := range c.Masters() {
@@ -811,7 +811,7 @@ func standaloneOnClusterNode(t *testing.T, c *redistest.Cluster, tp topology) {
 func clusterDurablePublish(t *testing.T, c *redistest.Cluster, tp topology) {
 	ctx := context.Background()
 	tp.flush()
-	const name = "{durable}"
+	const name = "{durable}:q"
 	q1 := tp.open(t, name, "REDIS_MIN_REPLICAS", "1", "REDIS_MIN_REPLICAS_TIMEOUT", "500ms")
 	q2 := tp.open(t, name, "REDIS_MIN_REPLICAS", "2", "REDIS_MIN_REPLICAS_TIMEOUT", "300ms")
 	q0 := tp.open(t, name)
@@ -903,7 +903,7 @@ func clusterDurablePublish(t *testing.T, c *redistest.Cluster, tp topology) {
 func clusterClaimThroughFailovers(t *testing.T, c *redistest.Cluster, tp topology) {
 	ctx := context.Background()
 	tp.flush()
-	const name = "{blocked}"
+	const name = "{blocked}:q"
 	q := tp.open(t, name)
 	for step, kill := range []bool{false, true} {
 		ch := claimAsync(t, q.Queue, 30*time.Second, 30*time.Second)

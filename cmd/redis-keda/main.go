@@ -9,7 +9,8 @@
 //	redis-keda jobs|publisher          (the same, by argument)
 //	redis-keda stats|peek|inspect|redrive|purge ...   (internal/cli)
 //
-// `redis-keda --help` lists everything, with the exit codes.
+// `redis-keda --help` lists everything, with the exit codes; `redis-keda
+// help jobs` (or `jobs --help`) lists a program's environment variables.
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/redis-keda/redis-keda/internal/cli"
+	"github.com/redis-keda/redis-keda/internal/config"
 	"github.com/redis-keda/redis-keda/internal/jobs"
 	"github.com/redis-keda/redis-keda/internal/publisher"
 	"github.com/redis-keda/redis-keda/internal/service"
@@ -35,6 +37,23 @@ func main() {
 	args := os.Args[1:]
 	if name != "jobs" && name != "publisher" && len(args) > 0 {
 		name, args = args[0], args[1:]
+	}
+	invoked := name // as the user typed it, for the programs' messages
+	if name != filepath.Base(os.Args[0]) {
+		invoked = "redis-keda " + name
+	}
+	if (name == "help" || name == "--help" || name == "-h") && len(args) == 1 && program(args[0], args[0]) != nil {
+		// redis-keda help jobs|publisher
+		p := program(args[0], "redis-keda "+args[0])
+		fmt.Fprint(os.Stdout, p.Usage())
+		return
+	}
+	if p := program(name, invoked); p != nil {
+		// --help and unknown arguments are answered before the
+		// configuration is read or Redis is dialed.
+		if code, exit := p.Args(args, os.Stdout, os.Stderr); exit {
+			os.Exit(code)
+		}
 	}
 	switch {
 	case name == "jobs":
@@ -57,6 +76,18 @@ func main() {
 		fmt.Fprintf(os.Stderr, "redis-keda %s: unknown command %q\n\n%s", version, name, cli.Usage())
 		os.Exit(cli.ExitUsage)
 	}
+}
+
+// program is the jobs or publisher program (nil for anything else), for its
+// --help and its arguments.
+func program(name, invoked string) *config.Program {
+	switch name {
+	case "jobs":
+		return &config.Program{Name: invoked, Summary: jobs.Summary, Config: jobs.Config{}}
+	case "publisher":
+		return &config.Program{Name: invoked, Summary: publisher.Summary, Config: publisher.Config{}}
+	}
+	return nil
 }
 
 // quiet drops go-redis's own log lines (connection pool notices).

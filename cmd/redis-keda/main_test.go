@@ -49,3 +49,81 @@ func TestBinaryRunsOperatorCommands(t *testing.T) {
 		}
 	}
 }
+
+// jobs and publisher answer --help (and `redis-keda help jobs`) with their
+// variables and refuse any other argument (exit 2), before reading the
+// configuration or dialing Redis: `redis-keda jobs --help` used to run the
+// job and ack a real event. Every form, through the multi-call binary (by
+// argument and by link name) and the jobs/ and publisher/ binaries, runs
+// against a real redis-server holding one event with the jobs' settings
+// that would claim it at once; afterwards the event is still pending, byte
+// for byte, and Redis holds no other key.
+func TestProgramsAnswerHelpWithoutTouchingRedis(t *testing.T) {
+	dir := t.TempDir()
+	bins := map[string]string{
+		"redis-keda": ".", "jobs-bin": "../../jobs", "publisher-bin": "../../publisher",
+	}
+	for name, pkg := range bins {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	for _, link := range []string{"jobs", "publisher"} {
+		if err := os.Symlink(filepath.Join(dir, "redis-keda"), filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := redistest.Start(t)
+	const event = `{"id":"keep-me","wait":0}`
+	srv.Do("LPUSH", "events", event)
+
+	jobsHelp := "redis-keda jobs: claims one event from the queue"
+	for _, tc := range []struct {
+		bin    string
+		args   []string
+		code   int
+		stdout string // prefix
+		stderr string // exact
+	}{
+		{"redis-keda", []string{"jobs", "--help"}, 0, jobsHelp, ""},
+		{"redis-keda", []string{"jobs", "-h"}, 0, jobsHelp, ""},
+		{"redis-keda", []string{"help", "jobs"}, 0, jobsHelp, ""},
+		{"redis-keda", []string{"--help", "publisher"}, 0, "redis-keda publisher: publishes BATCH_SIZE synthetic events", ""},
+		{"redis-keda", []string{"publisher", "--help"}, 0, "redis-keda publisher: publishes BATCH_SIZE synthetic events", ""},
+		{"jobs", []string{"--help"}, 0, "jobs: claims one event", ""},
+		{"publisher", []string{"help"}, 0, "publisher: publishes", ""},
+		{"jobs-bin", []string{"--help"}, 0, "jobs: claims one event", ""},
+		{"publisher-bin", []string{"--help"}, 0, "publisher: publishes", ""},
+		{"redis-keda", []string{"jobs", "--dry-run"}, 2, "", "redis-keda jobs: unknown argument \"--dry-run\": redis-keda jobs takes no arguments, only environment variables; run 'redis-keda jobs --help' for the list\n"},
+		{"redis-keda", []string{"jobs", "--help", "x"}, 2, "", "redis-keda jobs: unknown argument \"--help\": redis-keda jobs takes no arguments, only environment variables; run 'redis-keda jobs --help' for the list\n"},
+		{"redis-keda", []string{"publisher", "events"}, 2, "", "redis-keda publisher: unknown argument \"events\": redis-keda publisher takes no arguments, only environment variables; run 'redis-keda publisher --help' for the list\n"},
+		{"jobs", []string{"-v"}, 2, "", "jobs: unknown argument \"-v\": jobs takes no arguments, only environment variables; run 'jobs --help' for the list\n"},
+		{"jobs-bin", []string{"once"}, 2, "", "jobs: unknown argument \"once\": jobs takes no arguments, only environment variables; run 'jobs --help' for the list\n"},
+		{"publisher-bin", []string{"--limit=1"}, 2, "", "publisher: unknown argument \"--limit=1\": publisher takes no arguments, only environment variables; run 'publisher --help' for the list\n"},
+	} {
+		cmd := exec.Command(filepath.Join(dir, tc.bin), tc.args...)
+		cmd.Env = append(os.Environ(), "REDIS_ADDR="+srv.Addr, "QUEUE=events", "CLAIM_TIMEOUT=1s",
+			"BATCH_SIZE=5", "HTTP_ADDR=127.0.0.1:0", "REAP_INTERVAL=1s")
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || !strings.HasPrefix(out.String(), tc.stdout) || errOut.String() != tc.stderr {
+			t.Errorf("%s %q: exit %d\nstdout %q\nstderr %q", tc.bin, tc.args, code, out.String(), errOut.String())
+		}
+		if tc.code == 0 && !strings.Contains(out.String(), "\n  REDIS_ADDR                  localhost:6379\n") {
+			t.Errorf("%s %q: the help does not list REDIS_ADDR and its default:\n%s", tc.bin, tc.args, out.String())
+		}
+		keys := srv.Do("KEYS", "*").([]any)
+		pending := srv.Do("LRANGE", "events", 0, -1).([]any)
+		if len(keys) != 1 || keys[0] != "events" || len(pending) != 1 || pending[0] != event {
+			t.Fatalf("after %s %q: keys %q, pending %q; want only the event %q, untouched", tc.bin, tc.args, keys, pending, event)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v10"
+	"go.uber.org/zap/zapcore"
 )
 
 // ErrInvalid wraps every configuration error.
@@ -30,15 +31,38 @@ func Parse(cfg any) error {
 
 // ParseFrom is Parse with an explicit environment (nil = the process's).
 func ParseFrom(cfg any, environ map[string]string) error {
+	lookup := os.LookupEnv
+	if environ != nil {
+		lookup = func(k string) (string, bool) { v, ok := environ[k]; return v, ok }
+	}
+	if err := refuseEmpty(reflect.TypeOf(cfg), lookup); err != nil {
+		return err
+	}
 	opts := env.Options{Environment: environ}
 	if err := env.ParseWithOptions(cfg, opts); err != nil {
-		lookup := os.Getenv
-		if environ != nil {
-			lookup = func(k string) string { return environ[k] }
-		}
-		return explain(cfg, err, lookup)
+		return explain(cfg, err, func(k string) string { v, _ := lookup(k); return v })
 	}
 	return validate(reflect.ValueOf(cfg))
+}
+
+// refuseEmpty refuses a variable that has a default but is set to nothing
+// (or blanks). caarlos0/env gives such a variable its default, so QUEUE= or
+// REDIS_ADDR= in a manifest (a value lost to a templating mistake) would
+// silently mean events or localhost:6379.
+func refuseEmpty(t reflect.Type, lookup func(string) (string, bool)) error {
+	var msgs []string
+	for _, v := range fields(t) {
+		if !v.hasDefault {
+			continue
+		}
+		if val, set := lookup(v.name); set && strings.TrimSpace(val) == "" {
+			msgs = append(msgs, fmt.Sprintf("%s is set but empty; set a value, or unset %s for its default %q", v.name, v.name, v.def))
+		}
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(msgs, "; "))
+	}
+	return nil
 }
 
 func validate(v reflect.Value) error {
@@ -88,6 +112,24 @@ func explain(cfg any, err error, lookup func(string) string) error {
 // envVars maps Go field names to their variables (nested structs included).
 func envVars(t reflect.Type) map[string]string {
 	out := map[string]string{}
+	for _, v := range fields(t) {
+		out[v.field] = v.name
+	}
+	return out
+}
+
+// variable is one field read from the environment.
+type variable struct {
+	field, name string // Go field, environment variable
+	def         string // envDefault
+	hasDefault  bool
+	typ         reflect.Type
+}
+
+// fields lists the variables of a config struct in declaration order,
+// nested structs included.
+func fields(t reflect.Type) []variable {
+	var out []variable
 	var walk func(reflect.Type)
 	walk = func(t reflect.Type) {
 		if t.Kind() == reflect.Pointer {
@@ -96,7 +138,8 @@ func envVars(t reflect.Type) map[string]string {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if tag, ok := f.Tag.Lookup("env"); ok {
-				out[f.Name] = strings.Split(tag, ",")[0]
+				def, hasDef := f.Tag.Lookup("envDefault")
+				out = append(out, variable{field: f.Name, name: strings.Split(tag, ",")[0], def: def, hasDefault: hasDef, typ: f.Type})
 				continue
 			}
 			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
@@ -108,6 +151,9 @@ func envVars(t reflect.Type) map[string]string {
 	return out
 }
 
+// LogLevels are the values a LOG_LEVEL variable (a zapcore.Level) accepts.
+const LogLevels = "debug, info, warn or error (also warning, dpanic, panic, fatal; any case)"
+
 // form says in words what a variable of type t accepts. An optional
 // variable (a pointer field, nil when unset) accepts what its element does.
 func form(t reflect.Type) string {
@@ -115,6 +161,9 @@ func form(t reflect.Type) string {
 		t = t.Elem()
 	}
 	switch {
+	case t == reflect.TypeFor[zapcore.Level]():
+		// zapcore.Level.UnmarshalText: names only (its int8 kind is no number).
+		return "a log level: " + LogLevels
 	case t == reflect.TypeFor[time.Duration]():
 		return "a duration such as 30s, 1m30s or 1h"
 	case t.Kind() == reflect.Bool:

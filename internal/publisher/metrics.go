@@ -13,7 +13,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// metrics is what the publisher exports on /metrics. The queue's numbers are
+// metrics is what the publisher exports on /metrics; every metric of the
+// queue has the label queue (QUEUE). The queue's numbers are
 // read from Redis at scrape time (queueCollector): they are the queue's, not
 // this process's, so every replica reports the same values and they survive
 // restarts. The process's own: events it published, when its reaper last
@@ -21,6 +22,7 @@ import (
 type metrics struct {
 	registry      *prometheus.Registry
 	published     prometheus.Counter
+	unreplicated  prometheus.Gauge
 	reaperLastRun prometheus.Gauge
 }
 
@@ -28,12 +30,20 @@ type metrics struct {
 // scrape timeout is 10s).
 const scrapeTimeout = 3 * time.Second
 
+// replicasWithin bounds the WAIT that counts the acknowledging replicas in
+// a scrape (it returns at once when REDIS_MIN_REPLICAS of them answer).
+const replicasWithin = 500 * time.Millisecond
+
 func newMetrics(q *queue.Queue, c Config, log *zap.Logger) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "redis_keda_published_total",
-			Help: "Events this publisher pushed onto the pending list.",
+			Help: "Events this publisher pushed onto the pending list (each once, when its LPUSH ran on the master; with REDIS_MIN_REPLICAS, before the replicas confirmed it: see redis_keda_unreplicated_events).",
+		}),
+		unreplicated: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "redis_keda_unreplicated_events",
+			Help: "Events this publisher pushed on the master that fewer than REDIS_MIN_REPLICAS replicas have acknowledged yet (it waits for them and never pushes them again); 0 without REDIS_MIN_REPLICAS.",
 		}),
 		reaperLastRun: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "redis_keda_reaper_last_run_timestamp_seconds",
@@ -55,9 +65,12 @@ func newMetrics(q *queue.Queue, c Config, log *zap.Logger) *metrics {
 		version = "dev"
 	}
 	build.WithLabelValues(version, runtime.Version()).Set(1)
-	m.registry.MustRegister(m.published, m.reaperLastRun, interval, build,
-		newQueueCollector(q, c.Queue.LeaseDuration, log),
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every metric about the queue carries queue=QUEUE, so the queues of one
+	// namespace (one publisher each) are told apart and alert separately;
+	// the build and the Go runtime's metrics are the process's.
+	perQueue := prometheus.WrapRegistererWith(prometheus.Labels{"queue": c.Queue.Name}, m.registry)
+	perQueue.MustRegister(m.published, m.unreplicated, m.reaperLastRun, interval, newQueueCollector(q, c.Queue, log))
+	m.registry.MustRegister(build, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -76,11 +89,16 @@ type queueCollector struct {
 	up, items, age  *prometheus.Desc
 	events, reaped  *prometheus.Desc
 	expired, expiry *prometheus.Desc
+	replicas        *prometheus.Desc
+	minReplicas     int
 }
 
-func newQueueCollector(q *queue.Queue, lease time.Duration, log *zap.Logger) *queueCollector {
+func newQueueCollector(q *queue.Queue, qc queue.Config, log *zap.Logger) *queueCollector {
 	return &queueCollector{
-		q: q, leaseDuration: lease, log: log,
+		q: q, leaseDuration: qc.LeaseDuration, log: log, minReplicas: qc.MinReplicas,
+		replicas: prometheus.NewDesc("redis_keda_redis_replicas",
+			"kind=acking: replicas of the queue's master that acknowledged its writes within 500ms at scrape time (WAIT; counted up to at least min); kind=min: REDIS_MIN_REPLICAS. Only with REDIS_MIN_REPLICAS > 0. Below min, every batch waits (redis_keda_unreplicated_events).",
+			[]string{"kind"}, nil),
 		up: prometheus.NewDesc("redis_keda_redis_up",
 			"1 when this scrape read the queue from Redis, 0 when Redis did not answer (the queue's other metrics are then missing).", nil, nil),
 		items: prometheus.NewDesc("redis_keda_queue_items",
@@ -102,7 +120,7 @@ func newQueueCollector(q *queue.Queue, lease time.Duration, log *zap.Logger) *qu
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.items, c.age, c.events, c.reaped, c.expired, c.expiry} {
+	for _, d := range []*prometheus.Desc{c.up, c.items, c.age, c.events, c.reaped, c.expired, c.expiry, c.replicas} {
 		ch <- d
 	}
 }
@@ -133,4 +151,12 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.GaugeValue, float64(s.LeasesExpired))
 	ch <- prometheus.MustNewConstMetric(c.expiry, prometheus.GaugeValue, float64(s.LeasesExpiring))
+	if c.minReplicas > 0 {
+		ch <- prometheus.MustNewConstMetric(c.replicas, prometheus.GaugeValue, float64(c.minReplicas), "min")
+		if n, err := c.q.AckingReplicas(ctx, replicasWithin); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.replicas, prometheus.GaugeValue, float64(n), "acking")
+		} else {
+			c.log.Debug("metrics: counting the replicas failed", zap.Error(err))
+		}
+	}
 }

@@ -88,6 +88,16 @@ func values(fams map[string]*dto.MetricFamily, name string) []string {
 	return out
 }
 
+// label is the value of a sample's label name ("" when it has none).
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
 // promtool returns promtool's path, or fails with how to install it: CI
 // must run these checks, never skip them.
 func promtool(t *testing.T) string {
@@ -133,16 +143,18 @@ func TestMetricsScrape(t *testing.T) {
 	body, fams := scrape(t, c.HTTPAddr)
 
 	for name, want := range map[string][]string{
-		"redis_keda_redis_up":                {" 1"},
-		"redis_keda_queue_items":             {"state=dead 1", "state=pending 3", "state=processing 1"},
-		"redis_keda_published_total":         {" 0"},
-		"redis_keda_reaper_interval_seconds": {" 3600"},
+		"redis_keda_redis_up":                {"queue=events 1"},
+		"redis_keda_queue_items":             {"queue=events,state=dead 1", "queue=events,state=pending 3", "queue=events,state=processing 1"},
+		"redis_keda_published_total":         {"queue=events 0"},
+		"redis_keda_unreplicated_events":     {"queue=events 0"},
+		"redis_keda_reaper_interval_seconds": {"queue=events 3600"},
 		"redis_keda_build_info":              {"goversion=" + runtime.Version() + ",version=v1.2.3 1"},
-		"redis_keda_events_total": {"outcome=acked 10", "outcome=dead 12", "outcome=purged_dead 19", "outcome=purged_pending 20",
-			"outcome=redriven 18", "outcome=released 13", "outcome=retried 11"},
-		"redis_keda_reaped_total":    {"result=dead 16", "result=requeued 14", "result=rescued 15"},
-		"redis_keda_leases_expired":  {" 0"},
-		"redis_keda_leases_expiring": {" 0"},
+		"redis_keda_events_total": {"outcome=acked,queue=events 10", "outcome=dead,queue=events 12", "outcome=purged_dead,queue=events 19", "outcome=purged_pending,queue=events 20",
+			"outcome=redriven,queue=events 18", "outcome=released,queue=events 13", "outcome=retried,queue=events 11"},
+		"redis_keda_reaped_total":    {"queue=events,result=dead 16", "queue=events,result=requeued 14", "queue=events,result=rescued 15"},
+		"redis_keda_leases_expired":  {"queue=events 0"},
+		"redis_keda_leases_expiring": {"queue=events 0"},
+		"redis_keda_redis_replicas":  nil, // REDIS_MIN_REPLICAS=0
 	} {
 		if got := values(fams, name); !slices.Equal(got, want) {
 			t.Errorf("%s = %q, want %q", name, got, want)
@@ -150,8 +162,8 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	ages := map[string][2]float64{"pending": {90, 92}, "processing": {45, 47}}
 	for _, m := range fams["redis_keda_queue_oldest_age_seconds"].GetMetric() {
-		state, v := m.GetLabel()[0].GetValue(), m.GetGauge().GetValue()
-		if r, ok := ages[state]; !ok || v < r[0] || v > r[1] {
+		state, v := label(m, "state"), m.GetGauge().GetValue()
+		if r, ok := ages[state]; !ok || v < r[0] || v > r[1] || label(m, "queue") != "events" {
 			t.Errorf("redis_keda_queue_oldest_age_seconds{state=%q} = %v, want within %v", state, v, r)
 		}
 		delete(ages, state)
@@ -161,8 +173,8 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	last := values(fams, "redis_keda_reaper_last_run_timestamp_seconds")
 	var ts float64
-	if len(last) == 1 {
-		fmt.Sscan(strings.TrimSpace(last[0]), &ts)
+	if len(last) == 1 && strings.HasPrefix(last[0], "queue=events ") {
+		fmt.Sscan(strings.TrimPrefix(last[0], "queue=events "), &ts)
 	}
 	if ts < float64(before.Unix()) || ts > float64(time.Now().Unix()+1) {
 		t.Errorf("reaper last run = %q, want the process start (no run yet)", last)
@@ -183,7 +195,7 @@ func TestMetricsScrape(t *testing.T) {
 	rdb.RPush(ctx, "events", `{"wait":1}`)
 	_, fams = scrape(t, c.HTTPAddr)
 	for _, m := range fams["redis_keda_queue_oldest_age_seconds"].GetMetric() {
-		if m.GetLabel()[0].GetValue() == "pending" {
+		if label(m, "state") == "pending" {
 			t.Error("oldest pending age exported for an event without published_at")
 		}
 	}
@@ -192,7 +204,7 @@ func TestMetricsScrape(t *testing.T) {
 	// process's own metrics.
 	srv.Stop()
 	_, fams = scrape(t, c.HTTPAddr)
-	if got := values(fams, "redis_keda_redis_up"); !slices.Equal(got, []string{" 0"}) {
+	if got := values(fams, "redis_keda_redis_up"); !slices.Equal(got, []string{"queue=events 0"}) {
 		t.Errorf("redis_keda_redis_up with Redis down = %q", got)
 	}
 	if fams["redis_keda_queue_items"] != nil || fams["redis_keda_published_total"] == nil || fams["redis_keda_build_info"] == nil {
@@ -209,9 +221,9 @@ func TestMetricsCountPublishedAndReaperRuns(t *testing.T) {
 		_, fams := scrape(t, c.HTTPAddr)
 		pub := values(fams, "redis_keda_published_total")
 		items := values(fams, "redis_keda_queue_items")
-		if slices.Equal(pub, []string{" 10"}) && slices.Contains(items, "state=pending 10") {
+		if slices.Equal(pub, []string{"queue=events 10"}) && slices.Contains(items, "queue=events,state=pending 10") {
 			var ts float64
-			fmt.Sscan(strings.TrimSpace(values(fams, "redis_keda_reaper_last_run_timestamp_seconds")[0]), &ts)
+			fmt.Sscan(strings.TrimPrefix(values(fams, "redis_keda_reaper_last_run_timestamp_seconds")[0], "queue=events "), &ts)
 			if age := float64(time.Now().UnixMilli())/1000 - ts; age > 1 {
 				t.Errorf("reaper last run %.1fs ago with REAP_INTERVAL=100ms", age)
 			}
@@ -282,7 +294,7 @@ func TestScrapeCostAt100k(t *testing.T) {
 			b, fams := scrape(t, c.HTTPAddr)
 			walls = append(walls, time.Since(start))
 			body = b
-			if got := values(fams, "redis_keda_queue_items"); !slices.Equal(got, []string{"state=dead 100000", "state=pending 100000", "state=processing 1000"}) {
+			if got := values(fams, "redis_keda_queue_items"); !slices.Equal(got, []string{"queue=events,state=dead 100000", "queue=events,state=pending 100000", "queue=events,state=processing 1000"}) {
 				t.Fatalf("queue_items = %q", got)
 			}
 		}
@@ -346,4 +358,57 @@ func scriptStats(t *testing.T, rdb *redis.Client) (calls int64, usecPerCall floa
 		return 0, 0
 	}
 	return calls, usec / float64(calls)
+}
+
+// Two queues in one Redis, one publisher each (as two Deployments in one
+// namespace): each scrape carries its own queue's label and numbers, so
+// Prometheus keeps them apart (they used to be identical series but for the
+// pod, and the alerts' by (namespace) mixed them).
+func TestMetricsTellQueuesApart(t *testing.T) {
+	srv := redistest.Start(t)
+	orders := testConfig(t, srv, map[string]string{"QUEUE": "orders", "BATCH_SIZE": "3", "PUBLISH_LIMIT": "3"})
+	mail := testConfig(t, srv, map[string]string{"QUEUE": "mail", "BATCH_SIZE": "0"})
+	srv.Do("LPUSH", "{mail}:dead", `{"id":"x","reason":"r","attempts":1,"dead_at":"2026-01-01T00:00:00Z","size":2,"payload":"{}"}`)
+	startPublisher(t, orders)
+	startPublisher(t, mail)
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Do("LLEN", "orders").(int64) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("orders' publisher did not publish 3 events")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		c    Config
+		want map[string][]string
+	}{
+		{orders, map[string][]string{
+			"redis_keda_queue_items":     {"queue=orders,state=dead 0", "queue=orders,state=pending 3", "queue=orders,state=processing 0"},
+			"redis_keda_published_total": {"queue=orders 3"},
+			"redis_keda_redis_up":        {"queue=orders 1"},
+		}},
+		{mail, map[string][]string{
+			"redis_keda_queue_items":     {"queue=mail,state=dead 1", "queue=mail,state=pending 0", "queue=mail,state=processing 0"},
+			"redis_keda_published_total": {"queue=mail 0"},
+			"redis_keda_redis_up":        {"queue=mail 1"},
+		}},
+	} {
+		_, fams := scrape(t, tc.c.HTTPAddr)
+		for name, want := range tc.want {
+			if got := values(fams, name); !slices.Equal(got, want) {
+				t.Errorf("%s: %s = %q, want %q", tc.c.Queue.Name, name, got, want)
+			}
+		}
+		// Every redis_keda_ metric but the build's carries the queue.
+		for name, f := range fams {
+			if !strings.HasPrefix(name, "redis_keda_") || name == "redis_keda_build_info" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				if label(m, "queue") != tc.c.Queue.Name {
+					t.Errorf("%s: %s sample without queue=%s: %v", tc.c.Queue.Name, name, tc.c.Queue.Name, m.GetLabel())
+				}
+			}
+		}
+	}
 }

@@ -18,6 +18,11 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
+// Summary says what the publisher program does, for its --help.
+const Summary = `publishes BATCH_SIZE synthetic events every PUBLISH_INTERVAL (0 = none),
+runs the reaper every REAP_INTERVAL (it brings back the events of jobs that
+died), and serves /healthz, /readyz and /metrics on HTTP_ADDR until SIGTERM.`
+
 // Config is the publisher's configuration (environment variables).
 type Config struct {
 	Redis queue.RedisConfig
@@ -41,19 +46,19 @@ type Config struct {
 	Version string
 }
 
-// Validate reports the first unusable setting, naming its variable.
+// Validate reports the first unusable setting, naming its variable. With
+// BATCH_SIZE=0 (reaper only) the publishing settings (PUBLISH_INTERVAL,
+// WAIT_MIN, WAIT_MAX, PUBLISH_LIMIT) are not used, so not checked.
 func (c *Config) Validate() error {
-	switch {
-	case c.PublishInterval <= 0:
-		return errors.New("PUBLISH_INTERVAL must be positive, such as 10s")
-	case c.BatchSize < 0:
+	if c.BatchSize < 0 {
 		return fmt.Errorf("BATCH_SIZE=%d must be 0 (reaper only, no publishing) or more", c.BatchSize)
-	case c.WaitMin < 0 || c.WaitMax < c.WaitMin:
-		return fmt.Errorf("WAIT_MIN=%d and WAIT_MAX=%d must satisfy 0 <= WAIT_MIN <= WAIT_MAX (seconds)", c.WaitMin, c.WaitMax)
-	case time.Duration(c.WaitMax)*time.Second > c.Queue.MaxWait:
-		return fmt.Errorf("WAIT_MAX=%d is above MAX_WAIT=%s: such events would be dead-lettered", c.WaitMax, c.Queue.MaxWait)
-	case c.PublishLimit < 0:
-		return fmt.Errorf("PUBLISH_LIMIT=%d must be 0 (unlimited) or more", c.PublishLimit)
+	}
+	if c.BatchSize > 0 {
+		if err := c.validatePublishing(); err != nil {
+			return err
+		}
+	}
+	switch {
 	case c.ReapInterval <= 0:
 		return errors.New("REAP_INTERVAL must be positive, such as 15s")
 	case c.ShutdownTimeout <= 0:
@@ -61,6 +66,21 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("HTTP_ADDR=%q is not [host]:port, such as :8080", c.HTTPAddr)
+	}
+	return nil
+}
+
+// validatePublishing checks the settings only publishing uses.
+func (c *Config) validatePublishing() error {
+	switch {
+	case c.PublishInterval <= 0:
+		return errors.New("PUBLISH_INTERVAL must be positive, such as 10s")
+	case c.WaitMin < 0 || c.WaitMax < c.WaitMin:
+		return fmt.Errorf("WAIT_MIN=%d and WAIT_MAX=%d must satisfy 0 <= WAIT_MIN <= WAIT_MAX (seconds)", c.WaitMin, c.WaitMax)
+	case time.Duration(c.WaitMax)*time.Second > c.Queue.MaxWait:
+		return fmt.Errorf("WAIT_MAX=%d is above MAX_WAIT=%s: such events would be dead-lettered", c.WaitMax, c.Queue.MaxWait)
+	case c.PublishLimit < 0:
+		return fmt.Errorf("PUBLISH_LIMIT=%d must be 0 (unlimited) or more", c.PublishLimit)
 	}
 	return nil
 }
@@ -86,6 +106,10 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 	log.Info("starting", zap.Stringer("redis", c.Redis), zap.String("queue", c.Queue.Name),
 		zap.String("http", ln.Addr().String()), zap.Duration("publish_interval", c.PublishInterval),
 		zap.Int("batch_size", c.BatchSize), zap.Int("publish_limit", c.PublishLimit))
+
+	if c.Queue.MinReplicas > 0 {
+		warnFewReplicas(ctx, log, q, c)
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
@@ -122,6 +146,23 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 	return runErr
 }
 
+// warnFewReplicas warns at start when the queue's master has fewer replicas
+// than REDIS_MIN_REPLICAS: every batch will then wait for them (pushed
+// once; /metrics shows redis_keda_redis_replicas and
+// redis_keda_unreplicated_events meanwhile).
+func warnFewReplicas(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config) {
+	ctx, cancel := context.WithTimeout(ctx, c.ShutdownTimeout)
+	defer cancel()
+	n, err := q.AckingReplicas(ctx, c.Queue.MinReplicasTimeout)
+	switch {
+	case err != nil:
+		log.Warn("could not count the Redis master's replicas (REDIS_MIN_REPLICAS is set)", zap.Error(err))
+	case n < c.Queue.MinReplicas:
+		log.Warn(fmt.Sprintf("the Redis master has %d acknowledging replicas, REDIS_MIN_REPLICAS=%d: each batch is pushed once and waits until enough replicas have it", n, c.Queue.MinReplicas),
+			zap.Int("replicas", n), zap.Int("min_replicas", c.Queue.MinReplicas))
+	}
+}
+
 func routes(q *queue.Queue, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics)
@@ -142,45 +183,91 @@ func routes(q *queue.Queue, metrics http.Handler) http.Handler {
 
 // publishLoop publishes one batch now and one every interval until ctx ends
 // or the limit is reached. A batch that fails to publish is kept and retried
-// at the next tick, so the generated load is not silently short.
+// at the next tick with the same ids, so the generated load is not silently
+// short — unless it is known to be on the master: with REDIS_MIN_REPLICAS,
+// a batch whose LPUSH ran is never pushed again while the publisher waits
+// for the replicas (only the WAIT is repeated: a missing replica used to
+// make a copy of the batch every interval); it is pushed again only when
+// the master stopped answering before the replicas had it (it may be lost
+// with that master).
+//
+// "Published" (the published_total metric, PUBLISH_LIMIT, the log) counts
+// each event once, when its LPUSH ran on the master; with
+// REDIS_MIN_REPLICAS the batch is reported "published batch" once the
+// replicas have it too, and redis_keda_unreplicated_events counts the
+// events pushed but not yet on enough replicas.
 func publishLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config, m *metrics) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
 	t := time.NewTicker(c.PublishInterval)
 	defer t.Stop()
 	var published int
 	var batch []queue.Event
+	counted := false // batch's events are in published (its LPUSH ran)
 	for {
-		if c.PublishLimit > 0 && published >= c.PublishLimit {
+		if c.PublishLimit > 0 && published >= c.PublishLimit && batch == nil {
 			log.Info("publish limit reached; publishing stops, reaper keeps running", zap.Int("published", published))
 			return
 		}
 		if batch == nil {
-			batch = newBatch(rng, c, published)
+			batch, counted = newBatch(rng, c, published), false
 		}
-		// The batch in progress finishes even if a signal arrives meanwhile.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+		ids := []zap.Field{zap.String("first_id", batch[0].ID), zap.String("last_id", batch[len(batch)-1].ID)}
+		pushed := func() {
+			if !counted {
+				counted = true
+				published += len(batch)
+				m.published.Add(float64(len(batch)))
+			}
+		}
+		var lastWarn time.Time
+		keepWaiting := func(nr *queue.NotReplicatedError) bool {
+			pushed() // the WAIT answered: the LPUSH ran
+			m.unreplicated.Set(float64(len(batch)))
+			if time.Since(lastWarn) >= c.PublishInterval {
+				lastWarn = time.Now()
+				log.Warn("batch pushed, waiting for replicas; not pushing it again", append(ids, zap.Int("events", len(batch)),
+					zap.Int("replicas", nr.Replicas), zap.Int("min_replicas", nr.Want), zap.String("master", nr.Master))...)
+			}
+			return ctx.Err() == nil
+		}
+		// The batch in progress finishes even if a signal arrives meanwhile,
+		// within SHUTDOWN_TIMEOUT of it; a wait for replicas ends with the
+		// signal (keepWaiting).
 		start := time.Now()
-		out, err := q.Publish(bctx, batch...)
-		var stats queue.Stats
-		if err == nil {
-			stats, _ = q.Stats(bctx) // informative only
-		}
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.ShutdownTimeout, cancel) })
+		out, err := q.PublishAwaitingReplicas(pctx, keepWaiting, batch...)
+		stop()
 		cancel()
-		if err != nil {
-			log.Error("publish failed; will retry the batch with the same ids", zap.Int("events", len(batch)),
-				zap.String("first_id", batch[0].ID), zap.String("last_id", batch[len(batch)-1].ID), zap.Error(err))
-		} else {
-			published += len(out)
-			m.published.Add(float64(len(out)))
+		var nr *queue.NotReplicatedError
+		switch {
+		case err == nil:
+			pushed()
+			m.unreplicated.Set(0)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+			stats, _ := q.Stats(sctx) // informative only
+			cancel()
 			waits := make([]float64, len(out))
 			for i, ev := range out {
 				waits[i] = ev.Wait.Seconds()
 			}
-			log.Info("published batch", zap.Int("events", len(out)), zap.Int("published_total", published),
-				zap.String("first_id", out[0].ID), zap.String("last_id", out[len(out)-1].ID),
+			log.Info("published batch", append(ids, zap.Int("events", len(out)), zap.Int("published_total", published),
 				zap.Float64s("waits", waits), zap.Duration("took", time.Since(start)),
-				zap.Int64("pending", stats.Pending), zap.Int64("processing", stats.Processing), zap.Int64("dead", stats.Dead))
+				zap.Int64("pending", stats.Pending), zap.Int64("processing", stats.Processing), zap.Int64("dead", stats.Dead))...)
 			batch = nil
+		case errors.As(err, &nr) && nr.Replicas >= 0:
+			// Stopped waiting (shutdown): on the master, not confirmed on
+			// the replicas.
+			pushed()
+			log.Warn("batch pushed but not confirmed on enough replicas at shutdown; it is on the master", append(ids,
+				zap.Int("events", len(batch)), zap.Int("published_total", published), zap.Error(err))...)
+			batch = nil
+		case nr != nil:
+			pushed()
+			log.Error("batch pushed, then the master stopped answering before enough replicas had it; will push it again with the same ids",
+				append(ids, zap.Int("events", len(batch)), zap.Error(err))...)
+		default:
+			log.Error("publish failed; will retry the batch with the same ids", append(ids, zap.Int("events", len(batch)), zap.Error(err))...)
 		}
 		select {
 		case <-ctx.Done():

@@ -163,6 +163,9 @@ func TestConfigValidation(t *testing.T) {
 		{"PUBLISH_INTERVAL=10", `PUBLISH_INTERVAL="10" is not a duration`},
 		{"HTTP_ADDR=8080", "HTTP_ADDR"},
 		{"PUBLISH_LIMIT=-1", "PUBLISH_LIMIT=-1"},
+		{"QUEUE=", `QUEUE is set but empty; set a value, or unset QUEUE for its default "events"`},
+		{"BATCH_SIZE=", `BATCH_SIZE is set but empty; set a value, or unset BATCH_SIZE for its default "10"`},
+		{"HTTP_ADDR=", `HTTP_ADDR is set but empty; set a value, or unset HTTP_ADDR for its default ":8080"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {
@@ -184,6 +187,33 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if got := fmt.Sprintf("%v %v %v %v %v %v %v", c.PublishInterval, c.BatchSize, c.WaitMin, c.WaitMax, c.ReapInterval, c.HTTPAddr, c.Queue.Name); got != "10s 10 10 20 15s :8080 events" {
 		t.Errorf("defaults = %s", got)
+	}
+}
+
+// A reaper-only publisher (BATCH_SIZE=0) does not check the settings only
+// publishing uses: MAX_WAIT=60s with the default WAIT_MAX=20... and even
+// WAIT_MAX above MAX_WAIT is no reason to refuse to reap. With BATCH_SIZE>0
+// the same settings are refused, with the exact message.
+func TestReaperOnlyIgnoresPublishingSettings(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string // "" = valid
+	}{
+		{map[string]string{"BATCH_SIZE": "0", "MAX_WAIT": "5s"}, ""},
+		{map[string]string{"BATCH_SIZE": "0", "WAIT_MIN": "9", "WAIT_MAX": "3"}, ""},
+		{map[string]string{"BATCH_SIZE": "0", "PUBLISH_LIMIT": "-1", "PUBLISH_INTERVAL": "0s"}, ""},
+		{map[string]string{"BATCH_SIZE": "1", "MAX_WAIT": "5s"}, "invalid configuration: WAIT_MAX=20 is above MAX_WAIT=5s: such events would be dead-lettered"},
+		{map[string]string{"BATCH_SIZE": "1", "WAIT_MIN": "9", "WAIT_MAX": "3"}, "invalid configuration: WAIT_MIN=9 and WAIT_MAX=3 must satisfy 0 <= WAIT_MIN <= WAIT_MAX (seconds)"},
+		{map[string]string{"BATCH_SIZE": "1", "PUBLISH_LIMIT": "-1"}, "invalid configuration: PUBLISH_LIMIT=-1 must be 0 (unlimited) or more"},
+		{map[string]string{"BATCH_SIZE": "1", "PUBLISH_INTERVAL": "0s"}, "invalid configuration: PUBLISH_INTERVAL must be positive, such as 10s"},
+		{map[string]string{"BATCH_SIZE": "0", "REAP_INTERVAL": "0s"}, "invalid configuration: REAP_INTERVAL must be positive, such as 15s"},
+		{map[string]string{"BATCH_SIZE": "-1"}, "invalid configuration: BATCH_SIZE=-1 must be 0 (reaper only, no publishing) or more"},
+	} {
+		var c Config
+		err := config.ParseFrom(&c, tc.env)
+		if (tc.want == "" && err != nil) || (tc.want != "" && (err == nil || err.Error() != tc.want)) {
+			t.Errorf("%v: err = %v, want %q", tc.env, err, tc.want)
+		}
 	}
 }
 

@@ -17,13 +17,13 @@ import (
 )
 
 // pickQueues chooses n queue names (hash tags) whose slots are served by n
-// different masters of the cluster behind rdb: {bench-0}, {bench-1}, ...
+// different masters of the cluster behind rdb: {bench-0}:q, {bench-1}:q, ...
 // until each master has one.
 func pickQueues(ctx context.Context, rdb *redis.ClusterClient, n int) ([]string, []string, error) {
 	var names, masters []string
 	seen := map[string]bool{}
 	for i := 0; len(names) < n && i < 10000; i++ {
-		name := fmt.Sprintf("{bench-%d}", i)
+		name := fmt.Sprintf("{bench-%d}:q", i)
 		m, err := rdb.MasterForKey(ctx, name)
 		if err != nil {
 			return nil, nil, fmt.Errorf("find the master of %s: %w", name, err)
@@ -198,7 +198,7 @@ func serverCPU(ctx context.Context, rdb redis.UniversalClient) (map[string]float
 	}
 }
 
-// emptyQueue deletes a queue named by a hash tag ({bench-0}): the pending
+// emptyQueue deletes a queue with a hash tag ({bench-0}:q): the pending
 // list and its derived keys, all in the tag's slot (one DEL).
 func emptyQueue(ctx context.Context, rdb redis.UniversalClient, name string) error {
 	keys := []string{name}
