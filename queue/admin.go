@@ -62,6 +62,9 @@ const (
 	scanPage = 100
 	// scanPageBytes bounds a page script's reply (prefixes).
 	scanPageBytes = 1 << 20
+	// scanCopyBytes bounds what a page script copies (at least one entry
+	// whatever its size), so that it holds Redis briefly.
+	scanCopyBytes = 8 << 20
 	// redriveBatchBytes bounds the records and payloads one redrive script
 	// carries (Redis copies them into Lua); a dead letter above it is moved
 	// alone by a transaction.
@@ -349,8 +352,10 @@ end
 
 // listPageScript reads a page of a list one entry at a time: each entry's
 // size, SHA-1 and first bytes. The page ends after ARGV[3] entries, at the
-// end of the list, or after the entry whose prefix brings the reply to
-// ARGV[5] bytes.
+// end of the list, after the entry whose prefix brings the reply to ARGV[5]
+// bytes, or after the entry that brings what it copied to ARGV[9] bytes
+// (so that a page of huge entries does not hold Redis for long: one 12 MiB
+// entry takes tens of milliseconds to copy and hash).
 //
 // Pages stay stable while the list changes: the next page starts after the
 // previous page's last entry (the anchor), wherever it moved. Indexes from
@@ -374,13 +379,15 @@ end
 // page read it, or "" for the first page
 // ARGV[7] most entries to look at for the anchor
 // ARGV[8] "1" when consumers take entries from the tail (pending)
+// ARGV[9] copy budget, bytes
 // Output: {LLEN, index of the first entry read, 1 when the list ended (2:
 // the anchor was lost, nothing read), then for each entry: size, sha1 hex,
 // prefix}
 var listPageScript = redis.NewScript(luaDrop + `
 local idx, step = tonumber(ARGV[1]), tonumber(ARGV[2])
-local n, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n, budget, copy_budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[9])
 local llen = redis.call('LLEN', KEYS[1])
+local copied = 0
 local function sha_at(i)
   if (step < 0 and i >= 0) or (step > 0 and i < 0) then return nil end
   local e = redis.call('LINDEX', KEYS[1], i)
@@ -388,6 +395,7 @@ local function sha_at(i)
   local size, sum = #e, redis.sha1hex(e)
   e = nil
   drop(size)
+  copied = copied + size
   return sum
 end
 if ARGV[6] ~= '' then
@@ -418,8 +426,9 @@ for k = 1, tonumber(ARGV[3]) do
   e = nil
   drop(size)
   bytes = bytes + #p + 64
+  copied = copied + size
   idx = idx + step
-  if bytes >= budget then break end
+  if bytes >= budget or copied >= copy_budget then break end
 end
 return out
 `)
@@ -447,7 +456,7 @@ func (q *Queue) listPage(ctx context.Context, key string, first, step int64, cou
 	if key == q.pending {
 		consumed = "1"
 	}
-	res, err := listPageScript.Run(ctx, q.rdb, []string{key}, first, step, count, prefix, scanPageBytes, anchor, anchorProbes, consumed).Slice()
+	res, err := listPageScript.Run(ctx, q.rdb, []string{key}, first, step, count, prefix, scanPageBytes, anchor, anchorProbes, consumed, scanCopyBytes).Slice()
 	if err != nil {
 		return 0, nil, false, fmt.Errorf("read %s: %w", key, err)
 	}
@@ -509,16 +518,17 @@ func (q *Queue) scanList(ctx context.Context, key string, step int64, limit int,
 // KEYS[2+i] claim list of token i
 // ARGV[1] bytes of each entry to return
 // ARGV[2] reply budget, bytes: no token is read after the one that reaches it
-// ARGV[2+i] claim token i
+// ARGV[3] copy budget, bytes: no token is read after the one that reaches it
+// ARGV[3+i] claim token i
 // Output: {tokens read, then for each token read: {LLEN, deadline or nil,
 // leased at or nil, header prefix or nil, entry size, entry sha1, entry
 // prefix} or {0} for an empty claim list}
 var claimsScript = redis.NewScript(luaDrop + `
-local n, budget = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out, bytes, read = {0}, 0, 0
+local n, budget, copy_budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, bytes, copied, read = {0}, 0, 0, 0
 for i = 1, #KEYS - 2 do
-  if bytes >= budget then break end
-  local key, token = KEYS[2 + i], ARGV[2 + i]
+  if bytes >= budget or copied >= copy_budget then break end
+  local key, token = KEYS[2 + i], ARGV[3 + i]
   local len = redis.call('LLEN', key)
   if len == 0 then
     out[#out + 1] = {0}
@@ -530,6 +540,7 @@ for i = 1, #KEYS - 2 do
       h = string.sub(x, 1, n)
       x = nil
       drop(size)
+      copied = copied + size
       bytes = bytes + #h
     end
     local e = redis.call('LINDEX', key, -1)
@@ -537,6 +548,7 @@ for i = 1, #KEYS - 2 do
     local sum = redis.sha1hex(e)
     e = nil
     drop(size)
+    copied = copied + size
     bytes = bytes + #p + 64
     out[#out + 1] = {len, redis.call('ZSCORE', KEYS[1], token) or false, redis.call('ZSCORE', KEYS[2], token) or false,
       h, size, sum, p}
@@ -555,8 +567,8 @@ func (q *Queue) claims(ctx context.Context, tokens []string, prefix int) ([]Entr
 		page := tokens[:min(scanPage, len(tokens))]
 		keys := make([]string, 0, 2+len(page))
 		keys = append(keys, q.leases, q.claimed)
-		args := make([]any, 0, 2+len(page))
-		args = append(args, prefix, scanPageBytes)
+		args := make([]any, 0, 3+len(page))
+		args = append(args, prefix, scanPageBytes, scanCopyBytes)
 		for _, t := range page {
 			keys = append(keys, q.claimPrefix+t)
 			args = append(args, t)
