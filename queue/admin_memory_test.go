@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis-keda/redis-keda/internal/redistest"
 	"github.com/redis/go-redis/v9"
@@ -146,7 +147,12 @@ func TestOperatorReadsHoldOneEntryAtATime(t *testing.T) {
 }
 
 func testOperatorReadsMemory(t *testing.T, srv *redistest.Server, aof bool) {
-	q, rdb := newQueueOn(t, srv.Client(), func(c *Config) { c.MaxPayloadBytes = 16 << 20 })
+	// Entries of 12 MiB take a while to move on a busy machine: this test
+	// measures memory, not latency, so its client waits long.
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password, MaxRetries: -1,
+		ReadTimeout: time.Minute, WriteTimeout: time.Minute})
+	t.Cleanup(func() { _ = client.Close() })
+	q, rdb := newQueueOn(t, client, func(c *Config) { c.MaxPayloadBytes = 16 << 20 })
 	ctx := context.Background()
 	probe := newMemProbe(t, rdb)
 
