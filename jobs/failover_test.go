@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
@@ -26,16 +27,26 @@ import (
 //
 //  1. Cluster: CLUSTER FAILOVER (coordinated); Sentinel: the master
 //     SIGKILLed with its replicas in sync;
-//  2. the master's replicas cut off (paused, replication links closed) for
-//     a second while the master keeps acknowledging writes, then the master
-//     SIGKILLed and the stale replicas resumed: one of them is promoted
-//     without what the master acknowledged meanwhile.
+//  2. the master's replicas cut off (paused, replication links closed)
+//     while the master keeps acknowledging writes, then the master SIGKILLed
+//     and the stale replicas resumed: one of them is promoted without what
+//     the master acknowledged meanwhile.
 //
 // Two queues on that master run side by side: one published with
 // REDIS_MIN_REPLICAS=1, one with 0. "Lost" is an event whose Publish
 // returned success and that no job ever acked (from the jobs' own log
-// lines; a job is killed only before its ack can happen — kills land within
-// 250 ms of the start, events take 300 ms — so every ack is logged).
+// lines; a job is killed only when it provably has not acked — see the
+// runners — so every ack is logged).
+//
+// The REDIS_MIN_REPLICAS=0 queue is the control arm: it must lose events,
+// or the cut did not happen and the durable queue's 0 lost proves nothing.
+// The test does not leave that to timing (see cutOffAndKill): it checks
+// that the master acknowledged writes past the replicas' last offset, that
+// at least one acknowledged event sat only on the master when it died, and
+// that the promoted replica's history stops before them.
+
+// eventWork is how long a job works on each event of the run (its wait).
+const eventWork = 300 * time.Millisecond
 
 // chaosQueue is one queue of the run and what happened to it.
 type chaosQueue struct {
@@ -49,6 +60,7 @@ type chaosQueue struct {
 	mu        sync.Mutex
 	published map[string]bool // acknowledged by Publish
 	window    map[string]bool // acknowledged while the replicas were cut off
+	control   int             // events cutOffAndKill published itself
 	refused   int             // batches Publish refused (ErrNotReplicated or another error)
 	procs     []*proc
 	runs      int
@@ -65,7 +77,12 @@ type chaosTopology struct {
 	failover      func(t *testing.T) time.Duration
 	firstFailover string
 	killed        func(t *testing.T, old *redistest.Server) time.Duration // waits for the promotion
-	restarted     func(t *testing.T, old *redistest.Server)               // old master back as a replica
+	// failoverGap is the least time between the first failover's end and
+	// the second kill for the topology to fail over again: Sentinel starts
+	// no failover of a master within 2 x failover-timeout of the last one
+	// (it waits, and the sentinels can disagree meanwhile).
+	failoverGap time.Duration
+	restarted   func(t *testing.T, old *redistest.Server) // old master back as a replica
 }
 
 func TestChaosWithFailoverCluster(t *testing.T) {
@@ -100,7 +117,7 @@ func TestChaosWithFailoverCluster(t *testing.T) {
 		},
 		restarted: func(t *testing.T, old *redistest.Server) {
 			old.Restart()
-			c.WaitHealthy(30 * time.Second)
+			c.WaitHealthy(time.Minute) // back as a replica, in sync
 		},
 	}
 	runChaosWithFailover(t, tp, durable, fast)
@@ -161,16 +178,17 @@ func TestChaosWithFailoverSentinel(t *testing.T) {
 			old := s.KillMaster()
 			_, took := s.WaitFailover(old, 30*time.Second)
 			s.RestartAsReplica(old)
-			s.WaitSettled(30 * time.Second)
+			s.WaitSettled(time.Minute)
 			return took
 		},
 		killed: func(t *testing.T, old *redistest.Server) time.Duration {
-			_, took := s.WaitFailover(old, 30*time.Second)
+			_, took := s.WaitFailover(old, time.Minute)
 			return took
 		},
+		failoverGap: 2 * redistest.SentinelFailoverTimeout,
 		restarted: func(t *testing.T, old *redistest.Server) {
 			s.RestartAsReplica(old)
-			s.WaitSettled(30 * time.Second)
+			s.WaitSettled(time.Minute)
 		},
 	}
 	for k, v := range env {
@@ -216,7 +234,7 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 			for i := 0; i < cq.events; {
 				batch := make([]queue.Event, min(cq.batch, cq.events-i))
 				for j := range batch {
-					batch[j] = queue.Event{ID: fmt.Sprintf("%s-%03d", strings.Trim(cq.name, "{}"), i+j), Wait: 300 * time.Millisecond}
+					batch[j] = queue.Event{ID: fmt.Sprintf("%s-%03d", strings.Trim(cq.name, "{}"), i+j), Wait: eventWork}
 				}
 				for {
 					select {
@@ -279,11 +297,23 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 					runners.Go(func() {
 						rng := rand.New(rand.NewPCG(uint64(r), uint64(time.Now().UnixNano())))
 						for time.Now().Before(deadline) && runCtx.Err() == nil && (publishing.Load() || busy(ctx, cq.q)) {
+							begin := time.Now()
 							p := f.start(t, "QUEUE="+cq.name)
 							kill := rng.IntN(4) == 0
 							if kill {
-								time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
-								_ = p.cmd.Process.Signal(syscall.SIGKILL)
+								// Frozen at a random instant, then killed only if
+								// that was less than an event's work after begin:
+								// it cannot have acked yet, so no ack goes
+								// unlogged. Later (a loaded machine overslept
+								// the sleep) it is let go, not guessed about.
+								time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
+								_ = p.cmd.Process.Signal(syscall.SIGSTOP)
+								if time.Since(begin) < eventWork {
+									_ = p.cmd.Process.Signal(syscall.SIGKILL)
+								} else {
+									kill = false
+									_ = p.cmd.Process.Signal(syscall.SIGCONT)
+								}
 							}
 							<-p.waited
 							cq.mu.Lock()
@@ -319,24 +349,16 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 	}
 	waitBatches(10)
 	took := tp.failover(t)
+	firstDone := time.Now()
 	t.Logf("+%s first failover (%s): new master after %s", time.Since(start).Round(100*time.Millisecond), tp.firstFailover, took.Round(time.Millisecond))
 	waitBatches(20)
-	old := tp.master()
-	replicas := tp.replicas()
-	for _, r := range replicas {
-		r.Pause()
+	if wait := tp.failoverGap - time.Since(firstDone); wait > 0 {
+		t.Logf("+%s waiting %s: the topology fails over again only %s after the last failover", time.Since(start).Round(100*time.Millisecond), wait.Round(100*time.Millisecond), tp.failoverGap)
+		time.Sleep(wait) // a lower bound: load cannot make it too short
 	}
-	old.Do("CLIENT", "KILL", "TYPE", "replica")
-	cutOff.Store(true)
-	time.Sleep(time.Second)
-	old.Stop()
-	cutOff.Store(false)
-	for _, r := range replicas {
-		r.Resume()
-	}
-	took = tp.killed(t, old)
-	t.Logf("+%s replicas cut off for 1s, master SIGKILLed: a stale replica promoted after %s", time.Since(start).Round(100*time.Millisecond), took.Round(time.Millisecond))
-	tp.restarted(t, old)
+	t.Logf("+%s cutting the replicas off (%d of 30 durable batches published)", time.Since(start).Round(100*time.Millisecond), batches.Load())
+	onlyOnMaster := cutOffAndKill(t, tp, queues[0], queues[1], &cutOff)
+	t.Logf("+%s second failover done", time.Since(start).Round(100*time.Millisecond))
 
 	published.Wait()
 	publishing.Store(false)
@@ -377,8 +399,8 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 			"%d job runs, %d SIGKILLed (%.0f%%): %d lost, %d processed more than once",
 			cq.name, cq.minReplicas, len(cq.published), len(cq.window), cq.refused, cq.runs, cq.killed,
 			100*float64(cq.killed)/float64(max(cq.runs, 1)), len(lost), dups)
-		if len(cq.published) != cq.events {
-			t.Errorf("%s: %d events acknowledged, want %d", cq.name, len(cq.published), cq.events)
+		if len(cq.published) != cq.events+cq.control {
+			t.Errorf("%s: %d events acknowledged, want %d (+%d published while the replicas were cut off)", cq.name, len(cq.published), cq.events, cq.control)
 		}
 		if float64(cq.killed) < 0.15*float64(cq.runs) {
 			t.Errorf("%s: only %d of %d job runs were killed", cq.name, cq.killed, cq.runs)
@@ -389,14 +411,144 @@ func runChaosWithFailover(t *testing.T, tp chaosTopology, durable, fast string) 
 		if cq.minReplicas > 0 && len(lost) > 0 {
 			t.Errorf("%s: %d acknowledged events lost with REDIS_MIN_REPLICAS=%d: %v", cq.name, len(lost), cq.minReplicas, lost)
 		}
-		if cq.minReplicas == 0 && len(lost) == 0 {
-			t.Errorf("%s: nothing lost with REDIS_MIN_REPLICAS=0 although %d acknowledged events were only on the killed master: the test did not cut the replicas off", cq.name, len(cq.window))
-		}
 		if cq.minReplicas == 0 {
-			t.Logf("%s: lost %v", cq.name, lost)
+			// The control arm: what was verifiably only on the master when it
+			// died is lost, every one of it.
+			for _, id := range onlyOnMaster {
+				if !slices.Contains(lost, id) {
+					t.Errorf("%s: %s was acknowledged and pending on the master alone when it was killed, yet it was processed (%d acks)", cq.name, id, acks[id])
+				}
+			}
+			t.Logf("%s: lost %v (%v verifiably only on the killed master)", cq.name, lost, onlyOnMaster)
 		}
 	}
 	t.Logf("run took %s", elapsed.Round(100*time.Millisecond))
+}
+
+// cutOffAndKill is the second failover. It cuts the master's replicas off
+// (paused, so they cannot reconnect; the master closes their links) and
+// checks that the master sees none. From then on the master's replication
+// offset grows past anything a replica has. It publishes one event on
+// durable (REDIS_MIN_REPLICAS=1), which must be refused with 0 of 1
+// replicas — and is published again, with the same id, once the failover
+// is over (the publisher's rule), so the durable queue's "0 lost" covers
+// an event that was on the master alone. Then it publishes on fast
+// (REDIS_MIN_REPLICAS=0: the master alone acknowledges) and freezes the
+// master's data (CLIENT PAUSE WRITE: no claim, ack or publish runs on it
+// any more; reads do) to read fast's pending list: an event published
+// after the cut and still pending there can be on no replica, and no job
+// can process it before the master dies. Until it finds one it lets the
+// master run again and publishes more. Then it SIGKILLs the master,
+// resumes the replicas, waits for the promotion and checks, with the
+// promoted replica's replication history (master_replid2,
+// second_repl_offset), that it indeed stopped at or before the cut. It
+// returns the ids that were only on the killed master.
+func cutOffAndKill(t *testing.T, tp chaosTopology, durable, fast *chaosQueue, cutOff *atomic.Bool) []string {
+	t.Helper()
+	ctx := context.Background()
+	begin := time.Now()
+	old := tp.master()
+	replicas := tp.replicas()
+	if len(replicas) == 0 {
+		t.Fatalf("master %s has no replica to cut off", old.Addr)
+	}
+	cutOff.Store(true) // from here an acknowledged event may be on the master alone
+	for _, r := range replicas {
+		r.Pause()
+	}
+	old.Do("CLIENT", "KILL", "TYPE", "replica")
+	deadline := time.Now().Add(time.Minute)
+	for old.Info("connected_slaves") != "0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the master %s still lists replicas a minute after CLIENT KILL TYPE replica", old.Addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	replid, cutAt := old.ReplicationOffset()
+
+	refused := queue.Event{ID: strings.Trim(durable.name, "{}") + "-cut", Wait: eventWork}
+	_, err := durable.q.Publish(ctx, refused)
+	var nr *queue.NotReplicatedError
+	if !errors.As(err, &nr) || nr.Replicas != 0 || nr.Want != 1 {
+		t.Fatalf("%s published with the replicas cut off: %v; want ErrNotReplicated, 0 of 1 replicas", refused.ID, err)
+	}
+	durable.mu.Lock()
+	durable.refused++
+	durable.mu.Unlock()
+
+	var onlyOnMaster []string
+	for round := 0; len(onlyOnMaster) == 0; round++ {
+		if round == 20 {
+			t.Fatalf("control arm: after %d events published with the replicas cut off, none was still pending on the master when checked", round)
+		}
+		id := fmt.Sprintf("%s-cut-%02d", strings.Trim(fast.name, "{}"), round)
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err := fast.q.Publish(pctx, queue.Event{ID: id, Wait: eventWork})
+		cancel()
+		if err != nil {
+			t.Fatalf("control arm: publish %s on the master with its replicas cut off (REDIS_MIN_REPLICAS=0): %v", id, err)
+		}
+		fast.mu.Lock()
+		fast.published[id], fast.window[id] = true, true
+		fast.control++
+		fast.mu.Unlock()
+		old.Do("CLIENT", "PAUSE", 60_000, "WRITE")
+		pending, _ := old.Do("LRANGE", fast.name, 0, -1).([]any)
+		for _, e := range pending {
+			if ev, err := decodeEntry(fmt.Sprint(e)); err == nil && strings.Contains(ev.ID, "-cut-") {
+				onlyOnMaster = append(onlyOnMaster, ev.ID)
+			}
+		}
+		if len(onlyOnMaster) == 0 { // the jobs took them all: let them finish, publish again
+			old.Do("CLIENT", "UNPAUSE")
+		}
+	}
+	_, end := old.ReplicationOffset()
+	if end <= cutAt {
+		t.Fatalf("control arm: the master's replication offset is %d, as at the cut: it acknowledged nothing the replicas lack", end)
+	}
+	old.Stop()
+	cutOff.Store(false)
+	for _, r := range replicas {
+		r.Resume()
+	}
+	took := tp.killed(t, old)
+	promoted := tp.master()
+	last, ok := promoted.PromotedAt(replid)
+	if !ok || last > cutAt {
+		t.Fatalf("control arm: the promoted replica %s does not stop at the cut (replication id %s, offset %d): promoted from it %v, its last offset %d",
+			promoted.Addr, replid, cutAt, ok, last)
+	}
+	slices.Sort(onlyOnMaster)
+	t.Logf("replicas cut off at offset %d; the master went on to %d, acknowledging %d event(s) of %s, %v still pending on it when it was SIGKILLed %s after the cut; "+
+		"%s promoted after %s, its history of the old master ends at %d; %s had been refused (%v)",
+		cutAt, end, fast.control, fast.name, onlyOnMaster, time.Since(begin).Round(time.Millisecond), promoted.Addr, took.Round(time.Millisecond), last, refused.ID, err)
+	tp.restarted(t, old)
+
+	// The refused event, published again with the same id.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(300 * time.Millisecond) {
+		_, err := durable.q.Publish(ctx, refused)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish %s again after the failover: %v", refused.ID, err)
+		}
+	}
+	durable.mu.Lock()
+	durable.published[refused.ID] = true
+	durable.control++
+	durable.mu.Unlock()
+	return onlyOnMaster
+}
+
+// decodeEntry is the event of a pending entry (raw, or in its envelope:
+// "rkq1 " header, newline, payload).
+func decodeEntry(entry string) (queue.Event, error) {
+	if rest, ok := strings.CutPrefix(entry, "rkq1 "); ok {
+		_, entry, _ = strings.Cut(rest, "\n")
+	}
+	return queue.DecodeEvent([]byte(entry), time.Hour)
 }
 
 // buildPlainJobs builds the jobs binary without the race detector: the

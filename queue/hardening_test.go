@@ -202,13 +202,15 @@ func (p *cutProxy) serve() {
 			for {
 				n, err := c.Read(buf)
 				if n > 0 {
-					if _, werr := s.Write(buf[:n]); werr != nil {
-						return
-					}
-					if bytes.Contains(bytes.ToLower(buf[:n]), bytes.ToLower(p.trigger)) && p.armed.CompareAndSwap(true, false) {
+					cut := bytes.Contains(bytes.ToLower(buf[:n]), bytes.ToLower(p.trigger)) && p.armed.CompareAndSwap(true, false)
+					if cut {
+						// Cut before forwarding: a fast reply could otherwise
+						// reach the client before the cut.
 						p.cuts.Add(1)
 						_ = c.Close() // the reply will not reach the client
-						return
+					}
+					if _, werr := s.Write(buf[:n]); werr != nil || cut {
+						return // Redis reads the command before the close
 					}
 				}
 				if err != nil {
@@ -255,7 +257,8 @@ func TestLostClaimReplyLosesNothing(t *testing.T) {
 }
 
 // A signal while Claim waits puts whatever the claim moved back at the front
-// of pending, unchanged, within about a second.
+// of pending, unchanged, at the end of the current wait slice (about a
+// second), not after the claim's 30 s timeout.
 func TestClaimInterruptedPutsEntryBack(t *testing.T) {
 	q, _ := newTestQueue(t)
 	ctx := context.Background()
@@ -280,8 +283,8 @@ func TestClaimInterruptedPutsEntryBack(t *testing.T) {
 		if !errors.As(err, &ci) || ci.Err != nil {
 			t.Fatalf("err = %v, want ClaimInterruptedError", err)
 		}
-		if el := time.Since(start); el > 1500*time.Millisecond {
-			t.Errorf("interrupted claim returned after %v", el)
+		if el := time.Since(start); el >= 15*time.Second { // half the claim's Timeout: a loaded machine cannot take that long
+			t.Errorf("interrupted claim returned after %v: it waited for its timeout (30s), not for the end of its wait slice", el)
 		}
 		if ci.Released < 0 && try < 3 { // the slice ended between cancel and push: nothing moved; again
 			continue
@@ -347,7 +350,10 @@ func TestAckRetriesThroughRedisOutage(t *testing.T) {
 }
 
 // The reaper drains everything due in one run, however many live leases sit
-// in front, in batches that each stay short.
+// in front, in batches of reapBatch. (How long a batch holds Redis is a
+// time, measured, not asserted: `task bench` runs `bench reap`, which
+// prints the longest script and the worst PING during the reap beside an
+// idle one.)
 func TestReaperDrainsEverythingDueBehindLiveLeases(t *testing.T) {
 	q, rdb := newTestQueue(t, func(c *Config) { c.MaxAttempts = 10 })
 	ctx := context.Background()
@@ -374,14 +380,14 @@ func TestReaperDrainsEverythingDueBehindLiveLeases(t *testing.T) {
 	for _, z := range snapshot(t, q).claimed {
 		pipe.ZAdd(ctx, q.leases, redis.Z{Score: 1, Member: z.Member})
 	}
+	liveUntil := map[string]float64{}
 	for _, d := range liveDs {
-		pipe.ZAdd(ctx, q.leases, redis.Z{Score: float64(time.Now().Add(time.Hour).UnixMilli()), Member: d.Token})
+		liveUntil[d.Token] = float64(time.Now().Add(time.Hour).UnixMilli())
+		pipe.ZAdd(ctx, q.leases, redis.Z{Score: liveUntil[d.Token], Member: d.Token})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rdb.ConfigSet(ctx, "slowlog-log-slower-than", "50000") // 50 ms: far above a batch's cost
-	rdb.SlowLogReset(ctx)
 	r, err := q.Reap(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -392,13 +398,20 @@ func TestReaperDrainsEverythingDueBehindLiveLeases(t *testing.T) {
 	if r.Batches > (expired+unleased)/reapBatch+1 {
 		t.Errorf("%d batches for %d entries (batch %d)", r.Batches, expired+unleased, reapBatch)
 	}
-	if slow, _ := rdb.SlowLogGet(ctx, 10).Result(); len(slow) > 0 {
-		t.Errorf("%d commands slower than 50 ms during the reap: %v", len(slow), slow[0].Args[:1])
-	}
 	s := snapshot(t, q)
 	s.clean(t)
 	if s.counts() != [3]int{expired + unleased, live, 0} {
 		t.Errorf("state %v", s.counts())
+	}
+	// The live leases are untouched: the same tokens, the same deadlines.
+	if len(s.leases) != live {
+		t.Errorf("%d leases after the reap, want the %d live ones", len(s.leases), live)
+	}
+	for _, z := range s.leases {
+		if tok := z.Member.(string); z.Score != liveUntil[tok] || len(s.claims[tok]) != 2 {
+			t.Errorf("lease %s: deadline %.0f, claim list %d entries; want the live deadline %.0f and its delivery", tok, z.Score, len(s.claims[tok]), liveUntil[tok])
+			break
+		}
 	}
 }
 

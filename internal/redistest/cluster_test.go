@@ -84,9 +84,7 @@ func TestClusterSlotsFailoverAndRestart(t *testing.T) {
 	// SIGKILL the master: its replica takes over on its own.
 	owner = replica
 	replica = c.ReplicaOf(owner)[0]
-	if n := owner.Do("WAIT", 1, 5000); n != int64(1) {
-		t.Fatalf("WAIT 1 = %v: the replica does not have the key yet", n)
-	}
+	owner.WaitReplicas(failoverBound, replica) // the replica has the key
 	owner.Stop()
 	promoted, took := c.WaitNewMaster(key, owner, failoverBound)
 	t.Logf("master SIGKILLed: replica %s serves the slot after %s (cluster-node-timeout %s)", promoted.Addr, took.Round(time.Millisecond), ClusterNodeTimeout)

@@ -118,6 +118,7 @@ func (st *settings) directives(port int, dir string) [][]string {
 		{"logfile", filepath.Join(dir, "redis.log")},
 		{"enable-debug-command", "local"}, // DEBUG SLEEP in tests
 		{"repl-diskless-sync-delay", "0"}, // replicas sync at once, not after 5 s
+		{"repl-ping-replica-period", "1"}, // a write to every replica each second (see syncCheck)
 	}
 	d = append(d, st.listen(port)...)
 	if st.aof {
@@ -245,8 +246,15 @@ func (s *Server) start() {
 }
 
 // Client returns a new client for the server, closed when the test ends.
+// Its read and write timeouts are 30 s, not go-redis's 3 s: on a loaded
+// machine a reply that is merely slow (a script moving megabytes) took
+// longer than 3 s. A test that needs a reply to time out makes its own
+// client with a short timeout.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.Password, TLSConfig: s.TLS, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{
+		Addr: s.Addr, Password: s.Password, TLSConfig: s.TLS, MaxRetries: -1,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
+	})
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c
 }

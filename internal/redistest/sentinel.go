@@ -82,14 +82,8 @@ func StartSentinel(t testing.TB, opts ...Option) *Sentinel {
 			return [][]string{{"replicaof", mhost, mport}}
 		}, false))
 	}
-	waitFor(t, 30*time.Second, "replicas in sync", func() string {
-		for _, n := range s.Nodes[1:] {
-			if st := n.infoField("replication", "master_link_status"); st != "up" {
-				return fmt.Sprintf("replica %s: master_link_status:%s", n.Addr, st)
-			}
-		}
-		return ""
-	})
+	var sync syncCheck
+	waitFor(t, time.Minute, "replicas in sync", func() string { return sync.poll(master, s.Nodes[1:]) })
 	for range 3 {
 		s.Sentinels = append(s.Sentinels, startNode(t, st, freePort(t), func(string) [][]string {
 			m := s.MasterName
@@ -226,23 +220,17 @@ func (s *Sentinel) WaitFailover(old *Server, timeout time.Duration) (*Server, ti
 }
 
 // WaitReplica waits until n is an in-sync replica of the current master
-// (a restarted old master is turned into one by the sentinels). It returns
-// how long that took.
+// (see Server.WaitReplicas; a restarted old master is turned into one by
+// the sentinels, then makes a full resync). It returns how long that took.
 func (s *Sentinel) WaitReplica(n *Server, timeout time.Duration) time.Duration {
 	s.t.Helper()
-	return waitFor(s.t, timeout, n.Addr+" replica of the master", func() string {
+	var c syncCheck
+	return waitFor(s.t, timeout, n.Addr+" in-sync replica of the master", func() string {
 		m, why := s.masterView()
 		if why != "" {
 			return why
 		}
-		_, mport, _ := net.SplitHostPort(m.Addr)
-		role := n.infoField("replication", "role")
-		port := n.infoField("replication", "master_port")
-		link := n.infoField("replication", "master_link_status")
-		if role != "slave" || port != mport || link != "up" {
-			return fmt.Sprintf("%s: role:%s master_port:%s master_link_status:%s (master is %s)", n.Addr, role, port, link, m.Addr)
-		}
-		return ""
+		return c.poll(m, []*Server{n})
 	})
 }
 
@@ -257,29 +245,25 @@ func (s *Sentinel) Failovers() int {
 }
 
 // WaitSettled waits until every running data node other than the master
-// is an in-sync replica of it, as all running sentinels report the master
-// (after a failover, a restart, a resumed replica; it follows a further
-// failover the sentinels start meanwhile). It returns how long that took.
+// is an in-sync replica of it (see Server.WaitReplicas), as all running
+// sentinels report the master (after a failover, a restart, a resumed
+// replica; it follows a further failover the sentinels start meanwhile).
+// It returns how long that took.
 func (s *Sentinel) WaitSettled(timeout time.Duration) time.Duration {
 	s.t.Helper()
-	return waitFor(s.t, timeout, "every running data node a replica of the master", func() string {
+	var c syncCheck
+	return waitFor(s.t, timeout, "every running data node an in-sync replica of the master", func() string {
 		m, why := s.masterView()
 		if why != "" {
 			return why
 		}
-		_, mport, _ := net.SplitHostPort(m.Addr)
+		var replicas []*Server
 		for _, n := range s.Nodes {
-			if n == m || !n.Running() {
-				continue
-			}
-			role := n.infoField("replication", "role")
-			port := n.infoField("replication", "master_port")
-			link := n.infoField("replication", "master_link_status")
-			if role != "slave" || port != mport || link != "up" {
-				return fmt.Sprintf("%s: role:%s master_port:%s master_link_status:%s (master is %s)", n.Addr, role, port, link, m.Addr)
+			if n != m && n.Running() {
+				replicas = append(replicas, n)
 			}
 		}
-		return ""
+		return c.poll(m, replicas)
 	})
 }
 
