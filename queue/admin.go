@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
@@ -59,8 +60,15 @@ const (
 	scanPrefix = 64 << 10
 	// scanPage: entries per page script.
 	scanPage = 100
-	// redriveBatchBytes bounds the payloads one redrive script carries.
-	redriveBatchBytes = 4 << 20
+	// scanPageBytes bounds a page script's reply (prefixes).
+	scanPageBytes = 1 << 20
+	// scanCopyBytes bounds what a page script copies (at least one entry
+	// whatever its size), so that it holds Redis briefly.
+	scanCopyBytes = 8 << 20
+	// redriveBatchBytes bounds the records and payloads one redrive script
+	// carries (Redis copies them into Lua); a dead letter above it is moved
+	// alone by a transaction.
+	redriveBatchBytes = 1 << 20
 	// refMinHex is the shortest reference accepted.
 	refMinHex = 6
 	// refHex is how many hex digits a reference is shown with.
@@ -110,7 +118,8 @@ func (s Snapshot) Age(t time.Time) (time.Duration, bool) {
 // letter) are cut to a prefix by Redis, so a huge one costs the network
 // nothing — but Redis copies it into the script whole: about 5 ms of Redis
 // time for a 1 MiB entry, 85 ms for 16 MiB (measured), a cost that depends on
-// that one entry's size, never on how many there are.
+// that one entry's size, never on how many there are. One copy at a time:
+// a large one is collected (luaDrop) before the next is read.
 //
 // KEYS[1] pending list
 // KEYS[2] leases zset
@@ -123,15 +132,25 @@ func (s Snapshot) Age(t time.Time) (time.Duration, bool) {
 // Output: {now_ms, LLEN pending, ZCARD leases, ZCARD claimed, LLEN dead,
 // oldest claimed score or nil, pending tail prefix or nil, dead tail prefix
 // or nil, expired leases, expiring leases, HGETALL counters}
-var snapshotScript = redis.NewScript(luaPrelude + `
+var snapshotScript = redis.NewScript(luaPrelude + luaDrop + `
 local now = now_ms()
 local n = tonumber(ARGV[1])
 local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 local p = redis.call('LINDEX', KEYS[1], -1)
+if p then
+  local size = #p
+  p = string.sub(p, 1, n)
+  drop(size)
+end
 local d = false
-if ARGV[3] == '1' then d = redis.call('LINDEX', KEYS[4], -1) end
-if p then p = string.sub(p, 1, n) end
-if d then d = string.sub(d, 1, n) end
+if ARGV[3] == '1' then
+  d = redis.call('LINDEX', KEYS[4], -1)
+  if d then
+    local size = #d
+    d = string.sub(d, 1, n)
+    drop(size)
+  end
+end
 return {now, redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
   redis.call('LLEN', KEYS[4]), oldest[2] or false, p or false, d or false,
   redis.call('ZCOUNT', KEYS[2], '-inf', now),
@@ -258,149 +277,363 @@ func IsRef(arg string) bool {
 	return true
 }
 
-// CheckSelector validates an id or reference argument: a reference must be
-// "@" and 6 to 40 hex digits, an id must not be empty.
-func CheckSelector(arg string) error {
+// Selector names entries for Find and Redrive: an event id, taken
+// literally, or a reference (the first hex digits of the SHA-1 of the
+// stored entry).
+type Selector struct {
+	id  string
+	ref string // lower-case hex digits, without "@"
+}
+
+// ParseSelector reads an operator's argument: "@" and 6 to 40 hex digits is
+// a reference, any other argument an event id. An argument that starts with
+// "@" but is not a reference is refused: an event id that starts with "@"
+// is named with IDSelector (the command line's --id).
+func ParseSelector(arg string) (Selector, error) {
 	switch {
 	case arg == "":
-		return errors.New("an empty id")
-	case strings.HasPrefix(arg, "@") && !IsRef(arg):
-		return fmt.Errorf("%q is not a reference: use @ and %d to 40 hex digits, as peek shows them", arg, refMinHex)
+		return Selector{}, errors.New("an empty id")
+	case IsRef(arg):
+		return Selector{ref: strings.ToLower(arg[1:])}, nil
+	case strings.HasPrefix(arg, "@"):
+		return Selector{}, fmt.Errorf("%q is not a reference: use @ and %d to 40 hex digits, as peek shows them", arg, refMinHex)
 	}
-	return nil
+	return Selector{id: arg}, nil
 }
 
-func (e *Entry) matches(sel string) bool {
-	if h, ok := strings.CutPrefix(sel, "@"); ok && IsRef(sel) {
-		return strings.HasPrefix(e.sha1, strings.ToLower(h))
+// IDSelector names the event id id literally, whatever it starts with
+// ("@x" is the id "@x", not a reference).
+func IDSelector(id string) (Selector, error) {
+	if id == "" {
+		return Selector{}, errors.New("an empty id")
 	}
-	return e.ID != "" && e.ID == sel
+	return Selector{id: id}, nil
 }
 
-// listPageScript returns a page of a list without sending large entries:
-// each entry's size, SHA-1 and first bytes.
+// String is the selector as an operator writes it: "@" and hex digits for a
+// reference, the id otherwise.
+func (s Selector) String() string {
+	if s.ref != "" {
+		return "@" + s.ref
+	}
+	return s.id
+}
+
+func (e *Entry) matches(sel Selector) bool {
+	if sel.ref != "" {
+		return strings.HasPrefix(e.sha1, sel.ref)
+	}
+	return e.ID != "" && e.ID == sel.id
+}
+
+// Operator reads never copy more than one entry at a time into Redis's Lua
+// interpreter. A script that LRANGEs a page copies every entry of it twice
+// (the reply, then a Lua string), outside maxmemory: 8 dead letters of 12 MiB
+// took ~200 MB and got Redis OOM-killed in a 256 MiB cgroup. The page scripts
+// below read one entry at a time (LINDEX), keep only its size, SHA-1 and
+// first bytes, and collect the Lua garbage (collectgarbage) once 1 MiB of
+// copies has accumulated, so Redis holds at most one entry's copies (its
+// reply to the script and its Lua string: 2x the entry) plus a small
+// constant. Their replies are bounded in bytes (scanPageBytes) as well as in
+// entries. Whole entries are read from Go (LINDEX: one copy, in the reply).
+//
+// luaDrop is the garbage helper of those scripts: drop(n) after a copy of n
+// bytes became unreachable.
+const luaDrop = `
+local garbage = 0
+local function drop(n)
+  garbage = garbage + n
+  if garbage >= 1048576 then
+    collectgarbage('collect')
+    garbage = 0
+  end
+end
+`
+
+// listPageScript reads a page of a list one entry at a time: each entry's
+// size, SHA-1 and first bytes. The page ends after ARGV[3] entries, at the
+// end of the list, after the entry whose prefix brings the reply to ARGV[5]
+// bytes, or after the entry that brings what it copied to ARGV[9] bytes
+// (so that a page of huge entries does not hold Redis for long: one 12 MiB
+// entry takes tens of milliseconds to copy and hash).
+//
+// Pages stay stable while the list changes: the next page starts after the
+// previous page's last entry (the anchor), wherever it moved. Indexes from
+// the tail do not move when producers LPUSH (at the head), so pending is
+// scanned from the tail; they move toward the tail when consumers take
+// entries, and away from it when the reaper or a release puts one back: the
+// script looks for the anchor around where it was, up to anchorProbes
+// entries either way. In the pending list (ARGV[8] = "1"), an anchor
+// scanned from the tail that is gone, with every entry between it and the
+// tail looked at, was taken by a consumer with every entry before it: the
+// page starts at the tail (-1). Otherwise a lost anchor ends the scan with
+// ErrListMoved (a redrive or purge took it, or the list moved too much).
 //
 // KEYS[1] list
-// ARGV[1] start, ARGV[2] stop (LRANGE indexes)
-// ARGV[3] bytes of each entry to return
-// Output: {LLEN, then for each entry: size, sha1 hex, prefix}
-var listPageScript = redis.NewScript(`
-local n = tonumber(ARGV[3])
-local out = {redis.call('LLEN', KEYS[1])}
-for _, e in ipairs(redis.call('LRANGE', KEYS[1], ARGV[1], ARGV[2])) do
-  out[#out + 1] = #e
+// ARGV[1] LINDEX index of the first entry (>= 0 from the head, < 0 from the tail)
+// ARGV[2] step: 1 (from the head) or -1 (from the tail)
+// ARGV[3] most entries to read
+// ARGV[4] bytes of each entry to return
+// ARGV[5] reply budget, bytes
+// ARGV[6] anchor: SHA-1 of the entry at ARGV[1] - ARGV[2] when the previous
+// page read it, or "" for the first page
+// ARGV[7] most entries to look at for the anchor
+// ARGV[8] "1" when consumers take entries from the tail (pending)
+// ARGV[9] copy budget, bytes
+// Output: {LLEN, index of the first entry read, 1 when the list ended (2:
+// the anchor was lost, nothing read), then for each entry: size, sha1 hex,
+// prefix}
+var listPageScript = redis.NewScript(luaDrop + `
+local idx, step = tonumber(ARGV[1]), tonumber(ARGV[2])
+local n, budget, copy_budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[9])
+local llen = redis.call('LLEN', KEYS[1])
+local copied = 0
+local function sha_at(i)
+  if (step < 0 and i >= 0) or (step > 0 and i < 0) then return nil end
+  local e = redis.call('LINDEX', KEYS[1], i)
+  if not e then return nil end
+  local size, sum = #e, redis.sha1hex(e)
+  e = nil
+  drop(size)
+  copied = copied + size
+  return sum
+end
+if ARGV[6] ~= '' then
+  local a, probes, found = idx - step, tonumber(ARGV[7]), false
+  local to_tail_done = false
+  for d = 0, probes do
+    if sha_at(a + d) == ARGV[6] then found = a + d; break end
+    if step < 0 and a + d >= -1 then to_tail_done = true end
+    if d > 0 and sha_at(a - d) == ARGV[6] then found = a - d; break end
+  end
+  if found then
+    idx = found + step
+  elseif step < 0 and to_tail_done and ARGV[8] == '1' then
+    idx = -1
+  else
+    return {llen, 0, 2}
+  end
+end
+local out = {llen, idx, 0}
+local bytes = 0
+for k = 1, tonumber(ARGV[3]) do
+  local e = redis.call('LINDEX', KEYS[1], idx)
+  if not e then out[3] = 1; break end
+  local size, p = #e, string.sub(e, 1, n)
+  out[#out + 1] = size
   out[#out + 1] = redis.sha1hex(e)
-  out[#out + 1] = string.sub(e, 1, n)
+  out[#out + 1] = p
+  e = nil
+  drop(size)
+  bytes = bytes + #p + 64
+  copied = copied + size
+  idx = idx + step
+  if bytes >= budget or copied >= copy_budget then break end
 end
 return out
 `)
+
+// anchorProbes bounds how far a page script looks for the previous page's
+// last entry.
+const anchorProbes = 1000
+
+// ErrListMoved: a list changed too much between two pages of a scan.
+var ErrListMoved = errors.New("the list changed too much while it was read")
 
 type rawEntry struct {
 	size   int
 	sha1   string
 	prefix string
+	idx    int64 // LINDEX index when it was read
 }
 
-// listPage runs listPageScript; entries come in list order (left to right).
-func (q *Queue) listPage(ctx context.Context, key string, start, stop int64, prefix int) (int64, []rawEntry, error) {
-	res, err := listPageScript.Run(ctx, q.rdb, []string{key}, start, stop, prefix).Slice()
+// listPage runs listPageScript from index first in direction step (1 or
+// -1), after the entry whose SHA-1 is anchor ("" for none): up to count
+// entries, fewer when the page's bytes run out. ended reports that the list
+// ended.
+func (q *Queue) listPage(ctx context.Context, key string, first, step int64, count, prefix int, anchor string) (llen int64, raws []rawEntry, ended bool, err error) {
+	consumed := "0"
+	if key == q.pending {
+		consumed = "1"
+	}
+	res, err := listPageScript.Run(ctx, q.rdb, []string{key}, first, step, count, prefix, scanPageBytes, anchor, anchorProbes, consumed, scanCopyBytes).Slice()
 	if err != nil {
-		return 0, nil, fmt.Errorf("read %s: %w", key, err)
+		return 0, nil, false, fmt.Errorf("read %s: %w", key, err)
 	}
-	out := make([]rawEntry, 0, (len(res)-1)/3)
-	for i := 1; i+2 < len(res); i += 3 {
-		out = append(out, rawEntry{size: int(replyInt(res[i])), sha1: replyString(res[i+1]), prefix: replyString(res[i+2])})
+	if len(res) < 3 {
+		return 0, nil, false, fmt.Errorf("read %s: page script returned %d values", key, len(res))
 	}
-	return replyInt(res[0]), out, nil
+	if replyInt(res[2]) == 2 {
+		return 0, nil, false, fmt.Errorf("read %s: %w (the entry a page ended on was removed, or moved by more than %d); run the command again", key, ErrListMoved, anchorProbes)
+	}
+	idx := replyInt(res[1])
+	raws = make([]rawEntry, 0, (len(res)-3)/3)
+	for i := 3; i+2 < len(res); i += 3 {
+		raws = append(raws, rawEntry{size: int(replyInt(res[i])), sha1: replyString(res[i+1]), prefix: replyString(res[i+2]), idx: idx})
+		idx += step
+	}
+	return replyInt(res[0]), raws, replyInt(res[2]) == 1, nil
 }
 
-// claimsScript reads the claim lists of some tokens. Every key is in KEYS
-// (as in the reaper): while a Redis Cluster migrates the queue's slot, Redis
-// answers TRYAGAIN/ASK before running it instead of failing half-way.
+// scanList reads up to limit entries of key (limit < 0: all) in pages,
+// from the head (step 1) or the tail (step -1), each entry once however the
+// list moves between pages (see listPageScript), calling visit with each
+// and the list's length when its page was read; visit returns false to
+// stop.
+func (q *Queue) scanList(ctx context.Context, key string, step int64, limit int, visit func(llen int64, r rawEntry) bool) error {
+	next, anchor := int64(0), ""
+	if step < 0 {
+		next = -1
+	}
+	for seen := 0; limit < 0 || seen < limit; {
+		count := scanPage
+		if limit >= 0 {
+			count = min(count, limit-seen)
+		}
+		llen, raws, ended, err := q.listPage(ctx, key, next, step, count, scanPrefix, anchor)
+		if err != nil {
+			return err
+		}
+		for _, r := range raws {
+			seen++
+			if !visit(llen, r) {
+				return nil
+			}
+			next, anchor = r.idx+step, r.sha1
+		}
+		if ended || len(raws) == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// claimsScript reads the claim lists of some tokens, one entry at a time
+// (see listPageScript). Every key is in KEYS (as in the reaper): while a
+// Redis Cluster migrates the queue's slot, Redis answers TRYAGAIN/ASK before
+// running it instead of failing half-way.
 //
 // KEYS[1] leases zset
 // KEYS[2] claimed zset
 // KEYS[2+i] claim list of token i
 // ARGV[1] bytes of each entry to return
-// ARGV[1+i] claim token i
-// Output: for each token: {deadline or nil, leased at or nil, header or nil,
-// entry size, entry sha1, entry prefix} — an empty table for a claim list
-// without an entry.
-var claimsScript = redis.NewScript(`
-local n = tonumber(ARGV[1])
-local out = {}
+// ARGV[2] reply budget, bytes: no token is read after the one that reaches it
+// ARGV[3] copy budget, bytes: no token is read after the one that reaches it
+// ARGV[3+i] claim token i
+// Output: {tokens read, then for each token read: {LLEN, deadline or nil,
+// leased at or nil, header prefix or nil, entry size, entry sha1, entry
+// prefix} or {0} for an empty claim list}
+var claimsScript = redis.NewScript(luaDrop + `
+local n, budget, copy_budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, bytes, copied, read = {0}, 0, 0, 0
 for i = 1, #KEYS - 2 do
-  local c = redis.call('LRANGE', KEYS[2 + i], 0, -1)
-  if #c == 0 then
-    out[#out + 1] = {}
+  if bytes >= budget or copied >= copy_budget then break end
+  local key, token = KEYS[2 + i], ARGV[3 + i]
+  local len = redis.call('LLEN', key)
+  if len == 0 then
+    out[#out + 1] = {0}
   else
-    local e = c[#c]
     local h = false
-    if #c >= 2 then h = c[1] end
-    out[#out + 1] = {redis.call('ZSCORE', KEYS[1], ARGV[1 + i]) or false, redis.call('ZSCORE', KEYS[2], ARGV[1 + i]) or false,
-      h, #e, redis.sha1hex(e), string.sub(e, 1, n)}
+    if len >= 2 then
+      local x = redis.call('LINDEX', key, 0)
+      local size = #x
+      h = string.sub(x, 1, n)
+      x = nil
+      drop(size)
+      copied = copied + size
+      bytes = bytes + #h
+    end
+    local e = redis.call('LINDEX', key, -1)
+    local size, p = #e, string.sub(e, 1, n)
+    local sum = redis.sha1hex(e)
+    e = nil
+    drop(size)
+    copied = copied + size
+    bytes = bytes + #p + 64
+    out[#out + 1] = {len, redis.call('ZSCORE', KEYS[1], token) or false, redis.call('ZSCORE', KEYS[2], token) or false,
+      h, size, sum, p}
   end
+  read = read + 1
 end
+out[1] = read
 return out
 `)
 
 // claims reads the given tokens' claim lists; tokens without an entry are
 // left out.
 func (q *Queue) claims(ctx context.Context, tokens []string, prefix int) ([]Entry, error) {
-	if len(tokens) == 0 {
-		return nil, nil
-	}
-	keys := make([]string, 0, 2+len(tokens))
-	keys = append(keys, q.leases, q.claimed)
-	args := make([]any, 0, 1+len(tokens))
-	args = append(args, prefix)
-	for _, t := range tokens {
-		keys = append(keys, q.claimPrefix+t)
-		args = append(args, t)
-	}
-	res, err := claimsScript.Run(ctx, q.rdb, keys, args...).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("read claims of %s: %w", q.pending, err)
-	}
 	var out []Entry
-	for i, r := range res {
-		c, _ := r.([]any)
-		if len(c) != 6 {
-			continue
+	for len(tokens) > 0 {
+		page := tokens[:min(scanPage, len(tokens))]
+		keys := make([]string, 0, 2+len(page))
+		keys = append(keys, q.leases, q.claimed)
+		args := make([]any, 0, 3+len(page))
+		args = append(args, prefix, scanPageBytes, scanCopyBytes)
+		for _, t := range page {
+			keys = append(keys, q.claimPrefix+t)
+			args = append(args, t)
 		}
-		raw := rawEntry{size: int(replyInt(c[3])), sha1: replyString(c[4]), prefix: replyString(c[5])}
-		var e Entry
-		if h, ok := c[2].(string); ok {
-			var dh deliveryHeader
-			if err := json.Unmarshal([]byte(h), &dh); err != nil {
-				return nil, fmt.Errorf("claim %s: unreadable delivery header %q: %w", tokens[i], h, err)
+		res, err := claimsScript.Run(ctx, q.rdb, keys, args...).Slice()
+		if err != nil {
+			return nil, fmt.Errorf("read claims of %s: %w", q.pending, err)
+		}
+		read := 0
+		if len(res) > 0 {
+			read = int(replyInt(res[0]))
+		}
+		if read < 1 || read > len(page) || len(res) != read+1 {
+			return nil, fmt.Errorf("read claims of %s: claims script read %d of %d tokens and returned %d values", q.pending, read, len(page), len(res))
+		}
+		for i, r := range res[1:] {
+			c, _ := r.([]any)
+			if len(c) != 7 {
+				continue
 			}
+			out = append(out, claimEntry(page[i], c))
+		}
+		tokens = tokens[read:]
+	}
+	return out, nil
+}
+
+// claimEntry reads one token's reply of claimsScript.
+func claimEntry(token string, c []any) Entry {
+	raw := rawEntry{size: int(replyInt(c[4])), sha1: replyString(c[5]), prefix: replyString(c[6])}
+	var e Entry
+	if h, ok := c[3].(string); ok {
+		var dh deliveryHeader
+		if err := json.Unmarshal([]byte(h), &dh); err != nil || replyInt(c[0]) > 2 {
+			// The reaper dead-letters such a claim list once its deadline
+			// passes (reason unreadableClaimReason).
+			e = pendingEntry(raw)
+			e.Location = LocProcessing
+			e.Reason = fmt.Sprintf("unreadable claim list (%d elements, the first is not a delivery header): the reaper dead-letters its elements when its deadline passes", replyInt(c[0]))
+		} else {
 			e = Entry{Location: LocProcessing, ID: dh.ID, IDAssigned: dh.Assigned, Attempts: dh.Attempt, Size: dh.Size}
 			e.ClaimedAt, _ = time.Parse(time.RFC3339Nano, dh.ClaimedAt)
-			if ms, ok := c[1].(string); ok {
+			if ms, ok := c[2].(string); ok {
 				if f, err := strconv.ParseFloat(ms, 64); err == nil {
 					e.ClaimedAt = time.UnixMilli(int64(f))
 				}
 			}
-			off := min(dh.Off, len(raw.prefix))
+			off := min(max(dh.Off, 0), len(raw.prefix))
 			e.Payload = []byte(raw.prefix[off:])
 			e.Truncated = raw.size > len(raw.prefix)
-		} else {
-			e = pendingEntry(raw)
-			e.Location = LocClaimed
-			e.Attempts++ // this delivery counts
 		}
-		e.Token, e.sha1, e.stored = tokens[i], raw.sha1, raw.size
-		e.Ref = "@" + raw.sha1[:refHex]
-		if ms, ok := c[0].(string); ok {
-			if f, err := strconv.ParseFloat(ms, 64); err == nil {
-				e.LeaseDeadline = time.UnixMilli(int64(f))
-			}
-		}
-		e.PublishedAt = publishedAt(e.Payload)
-		out = append(out, e)
+	} else {
+		e = pendingEntry(raw)
+		e.Location = LocClaimed
+		e.Attempts++ // this delivery counts
 	}
-	return out, nil
+	e.Token, e.sha1, e.stored = token, raw.sha1, raw.size
+	e.Ref = "@" + raw.sha1[:refHex]
+	if ms, ok := c[1].(string); ok {
+		if f, err := strconv.ParseFloat(ms, 64); err == nil {
+			e.LeaseDeadline = time.UnixMilli(int64(f))
+		}
+	}
+	e.PublishedAt = publishedAt(e.Payload)
+	return e
 }
 
 // pendingEntry reads a pending entry (or the entry of a claim list not
@@ -447,31 +680,24 @@ func (q *Queue) Peek(ctx context.Context, loc Location, n int) ([]Entry, error) 
 	if n <= 0 {
 		return nil, nil
 	}
+	var out []Entry
 	switch loc {
 	case LocPending:
-		_, raws, err := q.listPage(ctx, q.pending, -int64(n), -1, scanPrefix)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]Entry, 0, len(raws))
-		for i := len(raws) - 1; i >= 0; i-- {
-			e := pendingEntry(raws[i])
+		err := q.scanList(ctx, q.pending, -1, n, func(_ int64, r rawEntry) bool {
+			e := pendingEntry(r)
 			e.Position = int64(len(out) + 1)
 			out = append(out, e)
-		}
-		return out, nil
+			return true
+		})
+		return out, err
 	case LocDead:
-		llen, raws, err := q.listPage(ctx, q.dead, 0, int64(n)-1, scanPrefix)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]Entry, 0, len(raws))
-		for i, r := range raws {
+		err := q.scanList(ctx, q.dead, 1, n, func(llen int64, r rawEntry) bool {
 			e := deadEntry(r)
-			e.Position, e.tailIdx = int64(i+1), llen-int64(i)-1
+			e.Position, e.tailIdx = int64(len(out)+1), llen-r.idx-1
 			out = append(out, e)
-		}
-		return out, nil
+			return true
+		})
+		return out, err
 	case LocProcessing:
 		tokens, err := q.rdb.ZRange(ctx, q.claimed, 0, int64(n)-1).Result()
 		if err != nil {
@@ -482,36 +708,35 @@ func (q *Queue) Peek(ctx context.Context, loc Location, n int) ([]Entry, error) 
 	return nil, fmt.Errorf("peek: unknown place %q: use pending, processing or dead", loc)
 }
 
-// Find returns every entry whose event id is sel, or whose reference starts
-// with sel ("@…"), wherever it is: pending, in flight (or claimed, not leased
+// Find returns every entry whose event id or reference is sel, wherever it is: pending, in flight (or claimed, not leased
 // yet), dead — in that order, the way events move, so an event that moves
 // during the search is still found. Payloads are whole. Its cost grows with
 // the lists (pages of 100 entries, 64 KiB of each at most).
-func (q *Queue) Find(ctx context.Context, sel string) ([]Entry, error) {
-	if err := CheckSelector(sel); err != nil {
-		return nil, err
+func (q *Queue) Find(ctx context.Context, sel Selector) ([]Entry, error) {
+	if sel == (Selector{}) {
+		return nil, errors.New("find: an empty selector")
 	}
 	var out []Entry
-	// Pending, from the head: an LPUSH meanwhile shifts entries away from
-	// the pages still to read, so none is missed.
-	for start := int64(0); ; start += scanPage {
-		llen, raws, err := q.listPage(ctx, q.pending, start, start+scanPage-1, scanPrefix)
-		if err != nil {
-			return nil, err
-		}
-		for i, r := range raws {
-			e := pendingEntry(r)
-			if e.matches(sel) {
-				e.Position = llen - (start + int64(i))
-				if err := q.fill(ctx, &e, q.pending, start+int64(i)); err != nil {
-					return nil, err
-				}
-				out = append(out, e)
+	// Pending, from the tail (the next to be claimed): producers' LPUSHes
+	// meanwhile move no index from the tail, and pages follow the entries
+	// consumers take (scanList), so each entry is read once.
+	var ferr error
+	err := q.scanList(ctx, q.pending, -1, -1, func(_ int64, r rawEntry) bool {
+		e := pendingEntry(r)
+		if e.matches(sel) {
+			e.Position = -r.idx
+			if ferr = q.fill(ctx, &e, q.pending, r.idx); ferr != nil {
+				return false
 			}
+			out = append(out, e)
 		}
-		if len(raws) < scanPage {
-			break
-		}
+		return true
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return nil, err
 	}
 	// Claims: every registered token, read at once (heartbeats reorder the
 	// leases set, so pages of it could skip a token); one per job.
@@ -519,23 +744,19 @@ func (q *Queue) Find(ctx context.Context, sel string) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", q.leases, err)
 	}
-	for len(tokens) > 0 {
-		page := tokens[:min(scanPage, len(tokens))]
-		tokens = tokens[len(page):]
-		es, err := q.claims(ctx, page, scanPrefix)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range es {
-			if e.matches(sel) {
-				if err := q.fill(ctx, &e, q.claimPrefix+e.Token, -1); err != nil {
-					return nil, err
-				}
-				out = append(out, e)
+	es, err := q.claims(ctx, tokens, scanPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range es {
+		if e.matches(sel) {
+			if err := q.fill(ctx, &e, q.claimPrefix+e.Token, -1); err != nil {
+				return nil, err
 			}
+			out = append(out, e)
 		}
 	}
-	dead, err := q.findDead(ctx, []string{sel})
+	dead, err := q.findDead(ctx, []Selector{sel})
 	if err != nil {
 		return nil, err
 	}
@@ -551,28 +772,21 @@ func (q *Queue) Find(ctx context.Context, sel string) ([]Entry, error) {
 // findDead scans the dead list from its tail (oldest first: indexes from the
 // tail do not move when new dead letters arrive) for entries matching any of
 // sels.
-func (q *Queue) findDead(ctx context.Context, sels []string) ([]Entry, error) {
+func (q *Queue) findDead(ctx context.Context, sels []Selector) ([]Entry, error) {
 	var out []Entry
-	for off := int64(0); ; off += scanPage {
-		llen, raws, err := q.listPage(ctx, q.dead, -(off + scanPage), -(off + 1), scanPrefix)
-		if err != nil {
-			return nil, err
-		}
-		for i := len(raws) - 1; i >= 0; i-- {
-			e := deadEntry(raws[i])
-			e.tailIdx = off + int64(len(raws)-1-i)
-			e.Position = llen - e.tailIdx
-			for _, s := range sels {
-				if e.matches(s) {
-					out = append(out, e)
-					break
-				}
+	err := q.scanList(ctx, q.dead, -1, -1, func(llen int64, r rawEntry) bool {
+		e := deadEntry(r)
+		e.tailIdx = -r.idx - 1
+		e.Position = llen - e.tailIdx
+		for _, s := range sels {
+			if e.matches(s) {
+				out = append(out, e)
+				break
 			}
 		}
-		if len(raws) < scanPage {
-			return out, nil
-		}
-	}
+		return true
+	})
+	return out, err
 }
 
 // fill replaces a truncated payload by the whole entry, read by index and
@@ -625,7 +839,34 @@ func (q *Queue) fillDead(ctx context.Context, e *Entry) error {
 		return fmt.Errorf("dead letter %s: %w", e.Ref, err)
 	}
 	e.Payload, e.Truncated = dl.Payload, false
+	e.IDAssigned = assignedByQueue(dl.ID, dl.Payload)
 	return nil
+}
+
+// assignedByQueue reports whether a dead letter's id is one the queue
+// assigned: it has one, and its payload has no id of its own.
+func assignedByQueue(id string, payload []byte) bool {
+	if id == "" {
+		return false
+	}
+	if v, ok := topLevel(payload, fieldID); ok {
+		if own, _ := parseID(v); own != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// redriven is what a redrive pushes to pending for a dead letter read whole
+// (fillDead): the payload byte for byte, so that its attempts start again;
+// for an event whose id the queue assigned, inside an envelope that carries
+// that id with attempts 0, so the event keeps its id (inspect finds it by
+// it, the job gets it) and its payload stays the producer's bytes.
+func redriven(e Entry) []byte {
+	if e.IDAssigned {
+		return envelope(envelopeHeader{ID: e.ID, Assigned: true}, e.Payload)
+	}
+	return e.Payload
 }
 
 // RedriveResult says what a redrive moved (or, for a dry run, would move).
@@ -647,14 +888,16 @@ type Skipped struct {
 
 // redriveScript moves dead letters back to the back of the pending list:
 // each record is removed (scanning from the tail, where the oldest are) and,
-// only if it was there, its payload — the producer's bytes, no envelope, so
-// attempts start again — is pushed.
+// only if it was there, its payload is pushed — the producer's bytes, no
+// envelope, so attempts start again; or, for an event whose id the queue
+// assigned, those bytes in an envelope with that id and attempts 0
+// (redriven).
 //
 // KEYS[1] dead list
 // KEYS[2] pending list
 // KEYS[3] counters hash
 // ARGV[2i-1] a dead-letter record exactly as stored
-// ARGV[2i]   its payload
+// ARGV[2i]   the entry to push (redriven)
 // Output: for each record, 1 moved or 0 no longer in the dead list.
 var redriveScript = redis.NewScript(`
 local out, moved = {}, 0
@@ -673,14 +916,15 @@ return out
 
 // Redrive moves the dead letters matching sels (event ids or "@"
 // references; every dead letter of an id) back to the pending list, oldest
-// first, payload byte for byte. Nothing changes when a selector matches no
+// first, payload byte for byte (an id the queue assigned travels beside it,
+// see redriven). Nothing changes when a selector matches no
 // dead letter (ErrNotFound) or a payload is above MAX_PAYLOAD_BYTES or a
 // record unreadable (ErrRedriveRefused); dryRun reports and changes nothing.
-func (q *Queue) Redrive(ctx context.Context, sels []string, dryRun bool) (RedriveResult, error) {
+func (q *Queue) Redrive(ctx context.Context, sels []Selector, dryRun bool) (RedriveResult, error) {
 	var res RedriveResult
 	for _, s := range sels {
-		if err := CheckSelector(s); err != nil {
-			return res, err
+		if s == (Selector{}) {
+			return res, errors.New("redrive: an empty selector")
 		}
 	}
 	found, err := q.findDead(ctx, sels)
@@ -697,7 +941,7 @@ func (q *Queue) Redrive(ctx context.Context, sels []string, dryRun bool) (Redriv
 			}
 		}
 		if !hit {
-			missing = append(missing, s)
+			missing = append(missing, s.String())
 		}
 	}
 	if len(missing) > 0 {
@@ -735,7 +979,7 @@ func (q *Queue) RedriveAll(ctx context.Context, dryRun bool) (RedriveResult, err
 			off = seen
 		}
 		page := min(scanPage, total-seen)
-		_, raws, err := q.listPage(ctx, q.dead, -(off + page), -(off + 1), scanPrefix)
+		_, raws, _, err := q.listPage(ctx, q.dead, -(off + 1), -1, int(page), scanPrefix, "")
 		if err != nil {
 			return res, err
 		}
@@ -743,9 +987,9 @@ func (q *Queue) RedriveAll(ctx context.Context, dryRun bool) (RedriveResult, err
 			break
 		}
 		var batch []Entry
-		for i := len(raws) - 1; i >= 0; i-- {
-			e := deadEntry(raws[i])
-			e.tailIdx = off + int64(len(raws)-1-i)
+		for _, r := range raws {
+			e := deadEntry(r)
+			e.tailIdx = -r.idx - 1
 			seen++
 			why := ""
 			if err := q.fillDead(ctx, &e); err != nil {
@@ -780,18 +1024,33 @@ func (q *Queue) cannotRedrive(e Entry) string {
 	return ""
 }
 
-// redriveBatches runs redriveScript over es in batches bounded in count
-// and bytes.
+// redriveBatches moves es: small dead letters in batches of one
+// redriveScript each, bounded in count and bytes (Redis copies a script's
+// arguments into Lua: redriveBatchBytes bounds that copy); a larger one
+// alone, by redriveAlone, which never goes through Lua.
 func (q *Queue) redriveBatches(ctx context.Context, es []Entry, res *RedriveResult) error {
 	for len(es) > 0 {
+		if len(es[0].record)+len(redriven(es[0])) > redriveBatchBytes {
+			moved, err := q.redriveAlone(ctx, es[0])
+			if err != nil {
+				return fmt.Errorf("redrive dead letter %s: %w", label(es[0]), err)
+			}
+			if moved {
+				res.Moved = append(res.Moved, es[0])
+			} else {
+				res.Gone = append(res.Gone, es[0])
+			}
+			es = es[1:]
+			continue
+		}
 		n, size := 0, 0
-		for n < len(es) && n < scanPage && (n == 0 || size+len(es[n].record)+len(es[n].Payload) <= redriveBatchBytes) {
-			size += len(es[n].record) + len(es[n].Payload)
+		for n < len(es) && n < scanPage && size+len(es[n].record)+len(redriven(es[n])) <= redriveBatchBytes {
+			size += len(es[n].record) + len(redriven(es[n]))
 			n++
 		}
 		args := make([]any, 0, 2*n)
 		for _, e := range es[:n] {
-			args = append(args, e.record, e.Payload)
+			args = append(args, e.record, redriven(e))
 		}
 		got, err := redriveScript.Run(ctx, q.rdb, []string{q.dead, q.pending, q.counters}, args...).Int64Slice()
 		if err != nil {
@@ -807,6 +1066,62 @@ func (q *Queue) redriveBatches(ctx context.Context, es []Entry, res *RedriveResu
 		es = es[n:]
 	}
 	return nil
+}
+
+// errMoved: a dead letter is not at the index it was read from.
+var errMoved = errors.New("dead letter moved")
+
+// redriveAlone moves one large dead letter by a transaction instead of a
+// script, so that Redis holds no Lua copy of it: WATCH the dead list, check
+// the record is still where it was read (by its index from the tail, which
+// only moves when an older dead letter is removed), then MULTI, replace the
+// record by a small tombstone (LSET) and remove that (LREM), LPUSH the
+// payload, count it, EXEC. The record itself is never sent back to Redis:
+// Redis holds the payload it was sent and its copy in the AOF buffer (2x the
+// entry), and frees the record before it stores the payload. A change to the
+// dead list meanwhile aborts the EXEC: it is tried again, after finding the
+// record anew if it moved. moved is false when the record is no longer in
+// the dead list (another redrive or a purge took it).
+func (q *Queue) redriveAlone(ctx context.Context, e Entry) (moved bool, err error) {
+	const tries = 20
+	tomb := "redis-keda redrive tombstone " + newID() // never a dead letter (JSON objects)
+	for range tries {
+		err := q.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			idx := -(e.tailIdx + 1)
+			got, err := tx.LIndex(ctx, q.dead, idx).Result()
+			if errors.Is(err, redis.Nil) || (err == nil && got != e.record) {
+				return errMoved
+			}
+			if err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.LSet(ctx, q.dead, idx, tomb)
+				p.LRem(ctx, q.dead, -1, tomb)
+				p.LPush(ctx, q.pending, redriven(e))
+				p.HIncrBy(ctx, q.counters, "redriven", 1)
+				return nil
+			})
+			return err
+		}, q.dead)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, redis.TxFailedErr): // the dead list changed: again
+		case errors.Is(err, errMoved):
+			found, err := q.findDead(ctx, []Selector{{ref: e.sha1}})
+			if err != nil {
+				return false, err
+			}
+			if len(found) == 0 {
+				return false, nil
+			}
+			e.tailIdx = found[0].tailIdx
+		default:
+			return false, err
+		}
+	}
+	return false, fmt.Errorf("the dead list changed under each of %d tries; run the command again", tries)
 }
 
 // purgeScript deletes a whole list and counts what it held.
@@ -843,12 +1158,57 @@ func (q *Queue) Purge(ctx context.Context, loc Location) (int64, error) {
 	return n, nil
 }
 
-// label names an entry for a message: its id and reference.
+// label names an entry for a message: its id (Printable) and reference.
 func label(e Entry) string {
 	if e.ID == "" {
 		return e.Ref
 	}
-	return e.ID + " (" + e.Ref + ")"
+	return Printable(e.ID) + " (" + e.Ref + ")"
+}
+
+// Printable returns s fit for a terminal: every character that is not
+// printable is quoted — newline, carriage return and tab as \n, \r, \t;
+// the other C0 controls and DEL as \xNN (so a producer's \x1b]0;…\x07 or
+// \x1b[2J reaches no terminal); C1 controls, Unicode format characters
+// (bidirectional overrides) and other non-printable characters as \uNNNN
+// (\UNNNNNNNN above U+FFFF); each byte of invalid UTF-8 as \xNN. Printable
+// text, spaces and backslashes included, is left as it is: the text output
+// is for reading, --json gives the exact bytes.
+func Printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !(r == ' ' || unicode.IsPrint(r)) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r == ' ' || unicode.IsPrint(r):
+			b.WriteRune(r)
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // partialDeadLetter reads a dead-letter record that may be cut short

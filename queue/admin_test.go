@@ -224,7 +224,7 @@ func TestPeekAndFind(t *testing.T) {
 		{strings.ToUpper(dead[1].Ref[:8]), []Location{LocDead}},
 		{"nothing", nil},
 	} {
-		got, err := q.Find(ctx, tc.sel)
+		got, err := q.Find(ctx, sel(t, tc.sel))
 		if err != nil {
 			t.Fatalf("find %s: %v", tc.sel, err)
 		}
@@ -239,12 +239,12 @@ func TestPeekAndFind(t *testing.T) {
 			t.Errorf("find %s: in %v, want %v", tc.sel, where, tc.where)
 		}
 	}
-	if got, _ := q.Find(ctx, "e2"); len(got) == 1 && (got[0].Token != tok || got[0].Attempts != 1 || got[0].LeaseDeadline.IsZero()) {
+	if got, _ := q.Find(ctx, sel(t, "e2")); len(got) == 1 && (got[0].Token != tok || got[0].Attempts != 1 || got[0].LeaseDeadline.IsZero()) {
 		t.Errorf("claimed entry %+v", got[0])
 	}
 	for _, bad := range []string{"", "@", "@abc", "@xyz123", "@" + strings.Repeat("a", 41)} {
-		if _, err := q.Find(ctx, bad); err == nil {
-			t.Errorf("find %q: no error", bad)
+		if _, err := ParseSelector(bad); err == nil {
+			t.Errorf("selector %q: no error", bad)
 		}
 	}
 	_ = rdb
@@ -274,7 +274,7 @@ func TestFindLargePayloads(t *testing.T) {
 		t.Error("a cut UTF-8 payload is not shown as text")
 	}
 	for _, id := range []string{"big", "bigdead"} {
-		got, err := q.Find(ctx, id)
+		got, err := q.Find(ctx, sel(t, id))
 		if err != nil || len(got) != 1 || !bytes.Equal(got[0].Payload, big) || got[0].Truncated {
 			t.Errorf("find %s: %d entries, %v", id, len(got), err)
 		}
@@ -324,9 +324,8 @@ func TestRedrive(t *testing.T) {
 		{[]string{"x1", "nope"}, ErrNotFound},
 		{[]string{"@000000"}, ErrNotFound},
 		{[]string{"x1", "huge"}, ErrRedriveRefused},
-		{[]string{"@zz"}, nil},
 	} {
-		_, err := q.Redrive(ctx, tc.sels, false)
+		_, err := q.Redrive(ctx, sels(t, tc.sels...), false)
 		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
 			t.Errorf("redrive %v: %v, want %v", tc.sels, err, tc.want)
 		}
@@ -334,7 +333,7 @@ func TestRedrive(t *testing.T) {
 			t.Fatalf("redrive %v changed the queue", tc.sels)
 		}
 	}
-	res, err := q.Redrive(ctx, []string{"x1", binRef, "r1"}, true)
+	res, err := q.Redrive(ctx, sels(t, "x1", binRef, "r1"), true)
 	if err != nil || len(res.Moved) != 3 {
 		t.Fatalf("dry run: %+v, %v", res, err)
 	}
@@ -342,7 +341,7 @@ func TestRedrive(t *testing.T) {
 		t.Fatal("a dry run changed the queue")
 	}
 
-	res, err = q.Redrive(ctx, []string{"x1", binRef, "r1"}, false)
+	res, err = q.Redrive(ctx, sels(t, "x1", binRef, "r1"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +379,7 @@ func TestRedrive(t *testing.T) {
 		t.Errorf("redriven event %s delivered as attempt %d, want r1 as attempt 1", d.Event.ID, d.Attempt)
 	}
 	// r1 is in flight, not dead: nothing to redrive under its id.
-	if _, err := q.Redrive(ctx, []string{"r1"}, false); !errors.Is(err, ErrNotFound) {
+	if _, err := q.Redrive(ctx, sels(t, "r1"), false); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second redrive of r1: %v", err)
 	}
 }
@@ -473,8 +472,14 @@ func TestDocumentedACLUserCanOperate(t *testing.T) {
 	}
 	app := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "redis-keda", Password: "app-pw"})
 	defer app.Close()
-	q, _ := newQueueOn(t, app, func(c *Config) { c.LeaseDuration = 30 * time.Second })
+	q, _ := newQueueOn(t, app, func(c *Config) { c.LeaseDuration = 30 * time.Second; c.MaxPayloadBytes = 4 << 20 })
 	deadLetters(t, q, `{"id":"d1"}`, `{"id":"d2"}`)
+	// A dead letter above redriveBatchBytes is redriven by a transaction
+	// (WATCH, MULTI, EXEC), not a script.
+	large := `{"id":"large","wait":1,"pad":"` + strings.Repeat("x", 2<<20) + `"}`
+	if err := admin.LPush(ctx, q.dead, deadRecord("large", "r", 1, []byte(large))).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := q.Publish(ctx, Event{ID: "p1", Wait: time.Second}, Event{ID: "p2", Wait: time.Second}); err != nil {
 		t.Fatal(err)
 	}
@@ -491,10 +496,15 @@ func TestDocumentedACLUserCanOperate(t *testing.T) {
 		_, err := q.Peek(ctx, loc, 10)
 		must("peek "+string(loc), err)
 	}
-	_, err = q.Find(ctx, "p2")
+	_, err = q.Find(ctx, sel(t, "p2"))
 	must("find", err)
-	_, err = q.Redrive(ctx, []string{"d1"}, false)
+	_, err = q.Redrive(ctx, sels(t, "d1"), false)
 	must("redrive", err)
+	res, err := q.Redrive(ctx, sels(t, "large"), false)
+	must("redrive of a large dead letter", err)
+	if len(res.Moved) != 1 || admin.LIndex(ctx, q.pending, 0).Val() != large {
+		t.Fatalf("redrive of a large dead letter: moved %d, pending head is not its payload", len(res.Moved))
+	}
 	_, err = q.RedriveAll(ctx, false)
 	must("redrive all", err)
 	_, err = q.Purge(ctx, LocDead)

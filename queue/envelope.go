@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -50,22 +54,89 @@ type envelopeHeader struct {
 	Attempts int    `json:"attempts"`
 }
 
+// maxHeaderLen bounds an envelope's header line (Go and Lua alike).
+const maxHeaderLen = 4096
+
 // splitEntry separates a pending entry into its envelope header (zero for a
 // raw payload) and the payload. off is where the payload starts in entry. A
 // malformed envelope is an error (the entry is then dead-lettered whole).
+//
+// The header grammar is checked identically here and in luaPrelude's
+// split_entry (TestEnvelopeGoAndLuaAgree): within maxHeaderLen bytes after
+// "rkq1 " a newline; before it a JSON object with no control byte, no
+// escaped UTF-16 surrogate, only the keys "attempts" (required, a whole
+// number from 0 to 2147483647), "id" (a string) and "assigned" (a boolean);
+// a duplicate key counts once, the last.
 func splitEntry(entry string) (h envelopeHeader, payload string, off int, err error) {
 	if len(entry) < len(envelopeMagic) || entry[:len(envelopeMagic)] != envelopeMagic {
 		return h, entry, 0, nil
 	}
-	nl := bytes.IndexByte([]byte(entry[len(envelopeMagic):min(len(entry), len(envelopeMagic)+4096)]), '\n')
+	nl := strings.IndexByte(entry[len(envelopeMagic):min(len(entry), len(envelopeMagic)+maxHeaderLen)], '\n')
 	if nl < 0 {
 		return h, entry, 0, fmt.Errorf("entry starts with %q but has no header line; only the queue writes envelopes", envelopeMagic)
 	}
 	end := len(envelopeMagic) + nl
-	if err := json.Unmarshal([]byte(entry[len(envelopeMagic):end]), &h); err != nil || h.Attempts < 0 {
+	if h, err = parseEnvelopeHeader(entry[len(envelopeMagic):end]); err != nil {
 		return envelopeHeader{}, entry, 0, fmt.Errorf("entry starts with %q but its header is not valid (%v); only the queue writes envelopes", envelopeMagic, err)
 	}
 	return h, entry[end+1:], end + 1, nil
+}
+
+// parseEnvelopeHeader checks an envelope header's grammar (see splitEntry).
+func parseEnvelopeHeader(s string) (envelopeHeader, error) {
+	var h envelopeHeader
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return h, errors.New("control byte")
+		}
+		if s[i] == '\\' && i+1 < len(s) && s[i+1] == 'u' && i+6 <= len(s) {
+			if v, err := strconv.ParseUint(s[i+2:i+6], 16, 16); err == nil && v >= 0xd800 && v <= 0xdfff {
+				return h, errors.New("escaped surrogate")
+			}
+		}
+		if s[i] == '\\' {
+			i++ // an escaped backslash does not start an escape
+		}
+	}
+	t := strings.TrimLeft(s, " \t\r")
+	if !strings.HasPrefix(t, "{") {
+		return h, errors.New("not a JSON object")
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return h, err
+	}
+	seen := false
+	for k, v := range m {
+		switch k {
+		case "attempts":
+			if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+				return h, errors.New(`"attempts" is not a number`)
+			}
+			f, err := strconv.ParseFloat(string(v), 64)
+			if err != nil || f != math.Trunc(f) || f < 0 || f > math.MaxInt32 {
+				return h, errors.New(`"attempts" is not a whole number from 0 to 2147483647`)
+			}
+			h.Attempts, seen = int(f), true
+		case "id":
+			if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &h.ID) != nil {
+				return h, errors.New(`"id" is not a string`)
+			}
+		case "assigned":
+			switch string(v) {
+			case "true", "false":
+				h.Assigned = string(v) == "true"
+			default:
+				return h, errors.New(`"assigned" is not a boolean`)
+			}
+		default:
+			return h, fmt.Errorf("unknown field %q", k)
+		}
+	}
+	if !seen {
+		return h, errors.New(`no "attempts"`)
+	}
+	return h, nil
 }
 
 // envelope wraps payload with header h.
@@ -178,7 +249,12 @@ func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 // helpers, so the Go and Lua sides write the formats above identically.
 //
 // now_ms()                       Redis server time, Unix ms
-// split_entry(e)                 envelope header table (or nil) and payload
+// finished(key, member)          a live finished marker (see finishedKey)
+// mark_finished(key, member, ms) set one, pruning up to two expired ones
+// split_entry(e)                 envelope header table (or nil: not an
+//
+//	envelope, or not a valid one) and payload
+//
 // envelope(h, payload)           "rkq1 " .. json(h) .. "\n" .. payload
 // utf8_valid(s)                  exact UTF-8 check (C-speed gsub passes)
 // base64(s)                      standard base64 (C-speed gsub passes)
@@ -188,15 +264,89 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function json_number(t)
+  local i = 1
+  if string.sub(t, 1, 1) == '-' then i = 2 end
+  local int = string.match(t, '^%d+', i)
+  if not int or (#int > 1 and string.sub(int, 1, 1) == '0') then return false end
+  i = i + #int
+  local frac = string.match(t, '^%.%d+', i)
+  if frac then i = i + #frac end
+  local exp = string.match(t, '^[eE][%+%-]?%d+', i)
+  if exp then i = i + #exp end
+  return i == #t + 1
+end
+-- envelope_header(s): the header table when s follows the grammar of Go's
+-- parseEnvelopeHeader exactly (cjson alone also takes 0x1F, +3, 03, inf,
+-- nan, raw control bytes, and refuses escaped surrogates Go would take).
+local function envelope_header(s)
+  if string.find(s, '[%z\1-\31]') then return nil end
+  local outside, i = {}, 1
+  while true do
+    local q = string.find(s, '"', i, true)
+    table.insert(outside, string.sub(s, i, (q or #s + 1) - 1))
+    if not q then break end
+    local j = q + 1
+    while true do
+      local c = string.find(s, '["\\]', j)
+      if not c then return nil end
+      if string.sub(s, c, c) == '"' then j = c + 1; break end
+      local x = string.sub(s, c + 1, c + 1)
+      if x == 'u' then
+        local hex = string.sub(s, c + 2, c + 5)
+        if not string.match(hex, '^%x%x%x%x$') then return nil end
+        local v = tonumber(hex, 16)
+        if v >= 55296 and v <= 57343 then return nil end
+        j = c + 6
+      elseif string.find('"\\/bfnrt', x, 1, true) and x ~= '' then
+        j = c + 2
+      else
+        return nil
+      end
+    end
+    i = j
+  end
+  for _, seg in ipairs(outside) do
+    for tok in string.gmatch(seg, '[^%s{}%[%],:]+') do
+      if tok ~= 'true' and tok ~= 'false' and tok ~= 'null' and not json_number(tok) then return nil end
+    end
+  end
+  if not string.match(s, '^[ \t\r]*{') then return nil end
+  local ok, h = pcall(cjson.decode, s)
+  if not ok or type(h) ~= 'table' then return nil end
+  for k, v in pairs(h) do
+    if k == 'attempts' then
+      if type(v) ~= 'number' or v ~= math.floor(v) or v < 0 or v > 2147483647 then return nil end
+    elseif k == 'id' then
+      if type(v) ~= 'string' then return nil end
+    elseif k == 'assigned' then
+      if type(v) ~= 'boolean' then return nil end
+    else
+      return nil
+    end
+  end
+  if h.attempts == nil then return nil end
+  return h
+end
 local function split_entry(e)
   if string.sub(e, 1, 5) == 'rkq1 ' then
     local nl = string.find(e, '\n', 6, true)
-    if nl then
-      local ok, h = pcall(cjson.decode, string.sub(e, 6, nl - 1))
-      if ok and type(h) == 'table' then return h, string.sub(e, nl + 1) end
+    if nl and nl <= 5 + 4096 then
+      local h = envelope_header(string.sub(e, 6, nl - 1))
+      if h then return h, string.sub(e, nl + 1) end
     end
   end
   return nil, e
+end
+local function finished(key, member)
+  local s = redis.call('ZSCORE', key, member)
+  return s and tonumber(s) > now_ms()
+end
+local function mark_finished(key, member, ttl)
+  local now = now_ms()
+  local old = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, 2)
+  if #old > 0 then redis.call('ZREM', key, unpack(old)) end
+  redis.call('ZADD', key, now + tonumber(ttl), member)
 end
 local function envelope(h, payload)
   return 'rkq1 ' .. cjson.encode(h) .. '\n' .. payload

@@ -20,6 +20,15 @@ var (
 	// Another consumer may process it; do not ack it again.
 	ErrLeaseLost = errors.New("lease lost")
 
+	// ErrVanished means the delivery's claim list and lease disappeared
+	// while its lease was still valid. No queue operation does that (the
+	// reaper takes only expired leases): Redis lost the data — restarted
+	// without persistence, was flushed, or failed over to a replica that had
+	// not received those writes. After a failover the event may be pending
+	// again (it will be processed again); after a restart without
+	// persistence it is gone with everything else.
+	ErrVanished = errors.New("event lost by Redis: its claim list and lease vanished while the lease was valid")
+
 	// ErrClaimInterrupted is returned by Claim when its context ended while
 	// it waited. Whatever the claim had moved out of the pending list is back
 	// at its front; ClaimInterruptedError says whether there was something.
@@ -39,6 +48,10 @@ var (
 	// A *NotReplicatedError gives the count.
 	ErrNotReplicated = errors.New("not replicated")
 )
+
+// errFinished: a finishing script found its delivery already finished the
+// same way by the same claim — an earlier run whose reply was lost.
+var errFinished = errors.New("already finished by this claim (an earlier reply was lost)")
 
 // ClaimInterruptedError details ErrClaimInterrupted.
 type ClaimInterruptedError struct {

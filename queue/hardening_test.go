@@ -202,13 +202,15 @@ func (p *cutProxy) serve() {
 			for {
 				n, err := c.Read(buf)
 				if n > 0 {
-					if _, werr := s.Write(buf[:n]); werr != nil {
-						return
-					}
-					if bytes.Contains(bytes.ToLower(buf[:n]), bytes.ToLower(p.trigger)) && p.armed.CompareAndSwap(true, false) {
+					cut := bytes.Contains(bytes.ToLower(buf[:n]), bytes.ToLower(p.trigger)) && p.armed.CompareAndSwap(true, false)
+					if cut {
+						// Cut before forwarding: a fast reply could otherwise
+						// reach the client before the cut.
 						p.cuts.Add(1)
 						_ = c.Close() // the reply will not reach the client
-						return
+					}
+					if _, werr := s.Write(buf[:n]); werr != nil || cut {
+						return // Redis reads the command before the close
 					}
 				}
 				if err != nil {

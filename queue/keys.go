@@ -20,8 +20,8 @@ import "strings"
 //     them two would move the keys of one spelling's existing queues. One
 //     reaper used to move the other spelling's expired events into its own
 //     list, which KEDA did not watch;
-//   - a tagged name with a segment :leases, :claimed, :dead, :counters or
-//     :claim after its tag ("{events}:dead") is refused: it is, or may become,
+//   - a tagged name with a segment :leases, :claimed, :dead, :counters,
+//     :finished or :claim after its tag ("{events}:dead") is refused: it is, or may become,
 //     a key of the queue named by the part before.
 //
 // Several queues in one slot: "orders", "{orders}:high", "{orders}:low".
@@ -54,7 +54,7 @@ func isBareTag(name string) bool {
 
 // reservedSegment returns the first ':'-separated segment after a tagged
 // name's hash tag that is a derived key's suffix (leases, claimed, dead,
-// counters, claim: see below), or "".
+// counters, finished, claim: see below), or "".
 func reservedSegment(name string) string {
 	if !hasHashTag(name) {
 		return "" // its keys are {name}:..., never another untagged name
@@ -63,7 +63,7 @@ func reservedSegment(name string) string {
 	j := i + 1 + strings.IndexByte(name[i+1:], '}')
 	for _, seg := range strings.Split(name[j+1:], ":") {
 		switch seg {
-		case "leases", "claimed", "dead", "counters", "claim":
+		case "leases", "claimed", "dead", "counters", "finished", "claim":
 			return seg
 		}
 	}
@@ -108,3 +108,10 @@ func deadKey(name string) string { return hashTag(name) + ":dead" }
 // (acked, retried, dead, released, reaped_requeued, reaped_rescued,
 // reaped_dead, reaped_stale): updated by the same scripts that move the events.
 func countersKey(name string) string { return hashTag(name) + ":counters" }
+
+// finishedKey is the ZSET "<claim token>:<outcome>" -> expiry (Unix ms) of
+// recently finished deliveries (acked, retried, dead, released): a finishing
+// script run again after its reply was lost finds its own marker and reports
+// "already done" instead of "lease lost". Markers live for the finishing
+// retry window; each finish prunes up to two expired ones.
+func finishedKey(name string) string { return hashTag(name) + ":finished" }

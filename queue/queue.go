@@ -20,6 +20,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,7 +74,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: QUEUE=%q is the hash tag of QUEUE=%s, whose keys are already %s:* (same Redis Cluster slot): the two spellings would share every key but the pending list; "+
 			"use QUEUE=%s and listName %s in the KEDA trigger (move pending events once with redis-cli RENAME %s %s)", ErrInvalidConfig, c.Name, tag, c.Name, tag, tag, c.Name, tag)
 	case reservedSegment(c.Name) != "":
-		return fmt.Errorf("%w: QUEUE=%q is shaped like a key of another queue (%q follows the hash tag); a queue name must not have a segment :leases, :claimed, :dead, :counters or :claim after its tag",
+		return fmt.Errorf("%w: QUEUE=%q is shaped like a key of another queue (%q follows the hash tag); a queue name must not have a segment :leases, :claimed, :dead, :counters, :finished or :claim after its tag",
 			ErrInvalidConfig, c.Name, ":"+reservedSegment(c.Name))
 	case c.LeaseDuration < time.Second:
 		return fmt.Errorf("%w: LEASE_DURATION=%s is below 1s; use a duration such as 30s", ErrInvalidConfig, c.LeaseDuration)
@@ -98,7 +99,7 @@ type Queue struct {
 	cfg    Config
 	closer io.Closer // the client Open made, nil for New
 
-	pending, leases, claimed, dead, counters, claimPrefix string
+	pending, leases, claimed, dead, counters, finished, claimPrefix string
 }
 
 // New returns the queue named by cfg on rdb.
@@ -115,6 +116,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Queue, error) {
 		claimed:     claimedKey(n),
 		dead:        deadKey(n),
 		counters:    countersKey(n),
+		finished:    finishedKey(n),
 		claimPrefix: claimPrefix(n),
 	}, nil
 }
@@ -195,14 +197,19 @@ func (q *Queue) Publish(ctx context.Context, events ...Event) ([]Event, error) {
 
 // PublishRaw pushes payloads as they are (any bytes: validation happens at
 // claim time, where a bad payload is dead-lettered with its reason). A
-// payload above MAX_PAYLOAD_BYTES is refused with ErrPayloadTooLarge and
-// nothing is published.
+// payload above MAX_PAYLOAD_BYTES is refused with ErrPayloadTooLarge, one
+// that starts with the envelope marker "rkq1 " with ErrInvalidEvent; either
+// way nothing of the call is published.
 func (q *Queue) PublishRaw(ctx context.Context, payloads ...[]byte) error {
 	if len(payloads) == 0 {
 		return nil
 	}
 	args := make([]any, len(payloads))
 	for i, p := range payloads {
+		if bytes.HasPrefix(p, []byte(envelopeMagic)) {
+			return fmt.Errorf("%w: payload %d of %d starts with %q, the marker of the queue's own envelopes (a job would read the rest as the queue's bookkeeping); start the payload with anything else, e.g. send it as JSON",
+				ErrInvalidEvent, i+1, len(payloads), envelopeMagic)
+		}
 		if len(p) > q.cfg.MaxPayloadBytes {
 			return fmt.Errorf("%w: payload %d of %d is %d bytes, above MAX_PAYLOAD_BYTES (%d); store large data elsewhere and publish a reference",
 				ErrPayloadTooLarge, i+1, len(payloads), len(p), q.cfg.MaxPayloadBytes)
@@ -247,6 +254,12 @@ type ClaimOptions struct {
 	// ReleaseTimeout bounds putting back what an interrupted claim had
 	// moved. Default 10s.
 	ReleaseTimeout time.Duration
+	// OnRetry, if set, sees each Redis error the claim is about to retry.
+	OnRetry func(error)
+	// OnRecover, if set, is told how long Redis failed once it answers
+	// again. The claim then waits its whole Timeout afresh: time spent
+	// unable to reach Redis is not time spent waiting for an event.
+	OnRecover func(outage time.Duration)
 }
 
 // Claim is ClaimWith with only a timeout.
@@ -299,7 +312,7 @@ func (q *Queue) ClaimWith(ctx context.Context, opt ClaimOptions) (*Delivery, err
 	if opt.ReleaseTimeout <= 0 {
 		opt.ReleaseTimeout = 10 * time.Second
 	}
-	r := &retrier{timeout: opt.RetryTimeout}
+	r := &retrier{timeout: opt.RetryTimeout, onRetry: opt.OnRetry, onRecover: opt.OnRecover}
 	for {
 		d, err := q.claimToken(ctx, newID(), opt, r)
 		if errors.Is(err, errEntryGone) {
@@ -316,6 +329,18 @@ var errEntryGone = errors.New("claimed entry no longer in its claim list")
 func (q *Queue) claimToken(ctx context.Context, token string, opt ClaimOptions, r *retrier) (*Delivery, error) {
 	key := q.claimPrefix + token
 	end := time.Now().Add(opt.Timeout)
+	// Redis answering again after a streak of failures restarts the wait:
+	// the claim waits Timeout for an event while Redis answers, however long
+	// it was unreachable before (within RetryTimeout).
+	recovered := false
+	onRecover := r.onRecover
+	r.onRecover = func(outage time.Duration) {
+		recovered = true
+		if onRecover != nil {
+			onRecover(outage)
+		}
+	}
+	defer func() { r.onRecover = onRecover }()
 	// The reaper may recover this claim list once the rest of the wait and a
 	// lease's worth of grace have passed. Every retry re-registers first, so
 	// a claimer that outlives a Redis outage keeps its token.
@@ -335,6 +360,12 @@ func (q *Queue) claimToken(ctx context.Context, token string, opt ClaimOptions, 
 	for {
 		if ctx.Err() != nil {
 			return nil, q.interruptClaim(ctx, token, opt.ReleaseTimeout)
+		}
+		if recovered {
+			// Wait afresh, and register the later deadline (check does).
+			recovered = false
+			end = time.Now().Add(opt.Timeout)
+			check = true
 		}
 		if check {
 			var items []string
@@ -474,16 +505,22 @@ return ARGV[2]
 // KEYS[3] claimed zset
 // KEYS[4] dead list
 // KEYS[5] counters hash
+// KEYS[6] finished zset
 // ARGV[1] claim token
 // ARGV[2] the dead letter, or (ARGV[3] "prefix") its JSON up to the payload
 // ARGV[3] "record", or "prefix": the script appends the payload it holds,
 // so a large payload never travels back from the job
 // ARGV[4] prefix mode: where the payload starts in the entry (bytes)
 // ARGV[5] prefix mode: "1" when the payload is valid UTF-8
-// Output: 1 dead-lettered, 0 the claim list was empty (recovered meanwhile).
+// ARGV[6] ms the finished marker lives
+// Output: 1 dead-lettered, 2 dead-lettered already by this token (an earlier
+// reply was lost), 0 the claim list was empty (recovered meanwhile).
 var deadClaimScript = redis.NewScript(luaPrelude + `
 local e = redis.call('LINDEX', KEYS[1], -1)
-if not e then return 0 end
+if not e then
+  if finished(KEYS[6], ARGV[1] .. ':dead') then return 2 end
+  return 0
+end
 local rec = ARGV[2]
 if ARGV[3] == 'prefix' then
   rec = dead_record_from_prefix(ARGV[2], string.sub(e, tonumber(ARGV[4]) + 1), ARGV[5] == '1')
@@ -493,6 +530,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('LPUSH', KEYS[4], rec)
 redis.call('HINCRBY', KEYS[5], 'dead', 1)
+mark_finished(KEYS[6], ARGV[1] .. ':dead', ARGV[6])
 return 1
 `)
 
@@ -584,11 +622,12 @@ func assignedID(h envelopeHeader) string {
 }
 
 func (q *Queue) deadClaim(ctx context.Context, token, key string, r *retrier, rec, mode string, off int, isUTF8 string) error {
+	ttl := max(r.timeout, defaultFinishTTL) + q.cfg.LeaseDuration
 	var n int
 	err := r.do(ctx, func() error {
 		var err error
-		n, err = deadClaimScript.Run(ctx, q.rdb, []string{key, q.leases, q.claimed, q.dead, q.counters},
-			token, rec, mode, off, isUTF8).Int()
+		n, err = deadClaimScript.Run(ctx, q.rdb, []string{key, q.leases, q.claimed, q.dead, q.counters, q.finished},
+			token, rec, mode, off, isUTF8, ttl.Milliseconds()).Int()
 		return err
 	})
 	if err != nil {
@@ -597,7 +636,7 @@ func (q *Queue) deadClaim(ctx context.Context, token, key string, r *retrier, re
 	if n == 0 {
 		return errEntryGone
 	}
-	return nil
+	return nil // 1, or 2: an earlier run whose reply was lost dead-lettered it
 }
 
 // heartbeatScript extends a lease that still exists.
@@ -634,28 +673,52 @@ func (q *Queue) Heartbeat(ctx context.Context, d *Delivery) error {
 // KEYS[2] leases zset
 // KEYS[3] claimed zset
 // KEYS[4] counters hash
+// KEYS[5] finished zset
 // ARGV[1] claim token
-// Output: 1 acked, 0 the delivery was not in flight (lease lost).
-var ackScript = redis.NewScript(`
-if redis.call('LLEN', KEYS[1]) < 2 then return 0 end
+// ARGV[2] ms the finished marker lives
+// Output: 1 acked, 2 acked already by this token (an earlier reply was
+// lost), 0 the delivery was not in flight (lease lost).
+var ackScript = redis.NewScript(luaPrelude + `
+if redis.call('LLEN', KEYS[1]) < 2 then
+  if finished(KEYS[5], ARGV[1] .. ':acked') then return 2 end
+  return 0
+end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'acked', 1)
+mark_finished(KEYS[5], ARGV[1] .. ':acked', ARGV[2])
 return 1
 `)
 
-// Ack marks the delivery done. ErrLeaseLost means the reaper had already
-// given the event back (it will be processed again: a duplicate) — or, when
-// an earlier Ack of the same delivery failed with a Redis error, that its
-// reply was lost and it did ack.
+// defaultFinishTTL is how long Ack, Nack and Release remember a finished
+// delivery, so that calling one again after a lost reply (within that time)
+// succeeds instead of reporting ErrLeaseLost. Work uses its own retry bound.
+const defaultFinishTTL = 2 * time.Minute
+
+// Ack marks the delivery done. Acking it again (an earlier Ack's reply was
+// lost) succeeds. ErrLeaseLost means the reaper had already given the event
+// back: it will be processed again, a duplicate.
 func (q *Queue) Ack(ctx context.Context, d *Delivery) error {
-	n, err := ackScript.Run(ctx, q.rdb, []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.counters}, d.Token).Int()
-	if err != nil {
-		return fmt.Errorf("ack event %s: %w", d.Event.ID, err)
+	err := q.ack(ctx, d, defaultFinishTTL)
+	if errors.Is(err, errFinished) {
+		return nil
 	}
-	if n == 0 {
+	return err
+}
+
+// ack is Ack with the finished marker's lifetime; errFinished means an
+// earlier run of the same ack did it.
+func (q *Queue) ack(ctx context.Context, d *Delivery, ttl time.Duration) error {
+	n, err := ackScript.Run(ctx, q.rdb, []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.counters, q.finished},
+		d.Token, ttl.Milliseconds()).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("ack event %s: %w", d.Event.ID, err)
+	case n == 0:
 		return fmt.Errorf("ack event %s: %w", d.Event.ID, ErrLeaseLost)
+	case n == 2:
+		return fmt.Errorf("ack event %s: %w", d.Event.ID, errFinished)
 	}
 	return nil
 }
@@ -669,14 +732,20 @@ func (q *Queue) Ack(ctx context.Context, d *Delivery) error {
 // KEYS[4] pending list
 // KEYS[5] dead list
 // KEYS[6] counters hash
+// KEYS[7] finished zset
 // ARGV[1] claim token
 // ARGV[2] "back" (LPUSH: after the others), "front" (RPUSH: next), "dead"
 // ARGV[3] deliveries to record in the envelope
 // ARGV[4] dead letter (for "dead")
-// ARGV[5] counter to increment
-// Output: 1 moved, 0 the delivery was not in flight (lease lost).
+// ARGV[5] counter to increment (it also names the finished marker)
+// ARGV[6] ms the finished marker lives
+// Output: 1 moved, 2 moved already by this token (an earlier reply was lost),
+// 0 the delivery was not in flight (lease lost).
 var requeueScript = redis.NewScript(luaPrelude + `
-if redis.call('LLEN', KEYS[1]) < 2 then return 0 end
+if redis.call('LLEN', KEYS[1]) < 2 then
+  if finished(KEYS[7], ARGV[1] .. ':' .. ARGV[5]) then return 2 end
+  return 0
+end
 if ARGV[2] == 'dead' then
   redis.call('LPUSH', KEYS[5], ARGV[4])
 else
@@ -701,36 +770,55 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HINCRBY', KEYS[6], ARGV[5], 1)
+mark_finished(KEYS[7], ARGV[1] .. ':' .. ARGV[5], ARGV[6])
 return 1
 `)
 
-func (q *Queue) requeue(ctx context.Context, d *Delivery, where string, attempts int, record []byte, counter string) (bool, error) {
-	keys := []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.pending, q.dead, q.counters}
-	n, err := requeueScript.Run(ctx, q.rdb, keys, d.Token, where, attempts, record, counter).Int()
-	if err != nil {
+// requeue runs requeueScript: moved is false when the delivery was not in
+// flight; errFinished when an earlier run with the same counter did it.
+func (q *Queue) requeue(ctx context.Context, d *Delivery, where string, attempts int, record []byte, counter string, ttl time.Duration) (bool, error) {
+	keys := []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.pending, q.dead, q.counters, q.finished}
+	n, err := requeueScript.Run(ctx, q.rdb, keys, d.Token, where, attempts, record, counter, ttl.Milliseconds()).Int()
+	switch {
+	case err != nil:
 		return false, fmt.Errorf("%s event %s: %w", counter, d.Event.ID, err)
+	case n == 2:
+		return true, fmt.Errorf("%s event %s: %w", counter, d.Event.ID, errFinished)
 	}
 	return n == 1, nil
 }
 
 // Nack gives up this delivery because processing failed with reason: the
 // event goes to the back of the pending list, or to the dead-letter list when
-// this was its MaxAttempts-th delivery. dead reports which.
-// ErrLeaseLost means the event was no longer ours.
+// this was its MaxAttempts-th delivery. dead reports which. Nacking it again
+// (an earlier Nack's reply was lost) succeeds. ErrLeaseLost means the event
+// was no longer ours.
 func (q *Queue) Nack(ctx context.Context, d *Delivery, reason string) (dead bool, err error) {
+	dead, err = q.nack(ctx, d, reason, defaultFinishTTL)
+	if errors.Is(err, errFinished) {
+		return dead, nil
+	}
+	return dead, err
+}
+
+// nack is Nack with the finished marker's lifetime; with errFinished, dead
+// still says where the earlier run put the event.
+func (q *Queue) nack(ctx context.Context, d *Delivery, reason string, ttl time.Duration) (dead bool, err error) {
 	var moved bool
 	if d.Attempt >= q.cfg.MaxAttempts {
 		rec := deadRecord(d.Event.ID, fmt.Sprintf("failed on attempt %d of %d (MAX_ATTEMPTS): %s", d.Attempt, q.cfg.MaxAttempts, reason),
 			d.Attempt, []byte(d.payload))
-		moved, err = q.requeue(ctx, d, "dead", d.Attempt, rec, "dead")
+		moved, err = q.requeue(ctx, d, "dead", d.Attempt, rec, "dead", ttl)
 		dead = true
 	} else {
-		moved, err = q.requeue(ctx, d, "back", d.Attempt, nil, "retried")
+		moved, err = q.requeue(ctx, d, "back", d.Attempt, nil, "retried", ttl)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errFinished):
+		return dead, err
+	case err != nil:
 		return false, err
-	}
-	if !moved {
+	case !moved:
 		return false, fmt.Errorf("nack event %s: %w", d.Event.ID, ErrLeaseLost)
 	}
 	return dead, nil
@@ -738,9 +826,18 @@ func (q *Queue) Nack(ctx context.Context, d *Delivery, reason string) (dead bool
 
 // Release hands the event back unprocessed, at the front of the pending list,
 // without counting the delivery as an attempt: for a consumer that is shutting
-// down (SIGTERM). ErrLeaseLost means the event was no longer ours.
+// down (SIGTERM). Releasing it again (an earlier Release's reply was lost)
+// succeeds. ErrLeaseLost means the event was no longer ours.
 func (q *Queue) Release(ctx context.Context, d *Delivery) error {
-	moved, err := q.requeue(ctx, d, "front", d.Attempt-1, nil, "released")
+	err := q.release(ctx, d, defaultFinishTTL)
+	if errors.Is(err, errFinished) {
+		return nil
+	}
+	return err
+}
+
+func (q *Queue) release(ctx context.Context, d *Delivery, ttl time.Duration) error {
+	moved, err := q.requeue(ctx, d, "front", d.Attempt-1, nil, "released", ttl)
 	if err != nil {
 		return err
 	}
@@ -812,4 +909,56 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		s.Counters[k], _ = strconv.ParseInt(v, 10, 64)
 	}
 	return s, nil
+}
+
+// Persistence is what the server says about its persistence (CONFIG GET,
+// else INFO persistence) and what a Redis restart would cost.
+type Persistence struct {
+	// AppendOnly is "yes" or "no"; AppendFsync "always", "everysec" or
+	// "no"; Save the RDB snapshot rules ("" = none). A field the server
+	// did not report (INFO does not give appendfsync or save) is "?".
+	AppendOnly, AppendFsync, Save string
+	// Risk is a warning for the operator, "" when a restart loses nothing
+	// acknowledged (AOF with appendfsync always).
+	Risk string
+}
+
+// Persistence reads the server's persistence settings: CONFIG GET when the
+// ACL allows it, else INFO persistence; an error (NOPERM for the documented
+// application user, which may run neither) when it can read neither.
+func (q *Queue) Persistence(ctx context.Context) (Persistence, error) {
+	p := Persistence{AppendOnly: "?", AppendFsync: "?", Save: "?"}
+	cfg, err := q.rdb.ConfigGet(ctx, "app*").Result() // appendonly, appendfsync
+	if err == nil {
+		save, serr := q.rdb.ConfigGet(ctx, "save").Result()
+		if serr == nil {
+			p.AppendOnly, p.AppendFsync, p.Save = cfg["appendonly"], cfg["appendfsync"], save["save"]
+		}
+		err = serr
+	}
+	if err != nil {
+		info, ierr := q.rdb.Info(ctx, "persistence").Result()
+		if ierr != nil {
+			return p, fmt.Errorf("read persistence settings: %w (INFO: %w)", err, ierr)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "aof_enabled:"); ok {
+				p.AppendOnly = map[string]string{"1": "yes", "0": "no"}[v]
+			}
+		}
+	}
+	switch {
+	case p.AppendOnly == "yes" && p.AppendFsync == "always":
+	case p.AppendOnly == "yes" && p.AppendFsync == "everysec":
+		p.Risk = "Redis persistence: AOF with appendfsync everysec — a Redis crash can lose the last second of writes (published events, claims, acks); use appendfsync always to lose nothing"
+	case p.AppendOnly == "yes":
+		p.Risk = "Redis persistence: AOF without a reliable fsync — a Redis crash can lose the writes the OS had not flushed (published events, claims, acks); use appendfsync always to lose nothing"
+	case p.AppendOnly == "no" && p.Save != "" && p.Save != "?":
+		p.Risk = "Redis persistence: RDB snapshots only (no AOF) — a Redis restart goes back to the last snapshot: events published since are lost, events in flight vanish or are delivered again; use appendonly yes with appendfsync always"
+	case p.AppendOnly == "no" && p.Save == "":
+		p.Risk = "Redis has no persistence (appendonly no, no RDB snapshots) — a Redis restart loses every event, pending and in flight; use appendonly yes with appendfsync always"
+	case p.AppendOnly == "no":
+		p.Risk = "Redis reports AOF off (appendonly no) — a Redis restart loses every event written since its last RDB snapshot, if any; use appendonly yes with appendfsync always"
+	}
+	return p, nil
 }

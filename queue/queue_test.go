@@ -70,7 +70,7 @@ func snapshot(t testing.TB, q *Queue) state {
 	}
 	for _, k := range keys {
 		switch {
-		case k == q.pending || k == q.leases || k == q.claimed || k == q.dead || k == q.counters:
+		case k == q.pending || k == q.leases || k == q.claimed || k == q.dead || k == q.counters || k == q.finished:
 		case strings.HasPrefix(k, q.claimPrefix) && registered[strings.TrimPrefix(k, q.claimPrefix)]:
 			tok := strings.TrimPrefix(k, q.claimPrefix)
 			s.claims[tok], err = q.rdb.LRange(ctx, k, 0, -1).Result()
@@ -276,9 +276,11 @@ func TestInvalidPayloadsAreDeadLetteredAtOnce(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			q, _ := newTestQueue(t)
+			q, rdb := newTestQueue(t)
 			ctx := context.Background()
-			if err := q.PublishRaw(ctx, []byte(tc.payload)); err != nil {
+			// LPUSH: PublishRaw refuses the envelope marker, a producer's
+			// own LPUSH cannot.
+			if err := rdb.LPush(ctx, q.pending, tc.payload).Err(); err != nil {
 				t.Fatal(err)
 			}
 			_, err := q.Claim(ctx, time.Second)
@@ -324,8 +326,8 @@ func TestTransitions(t *testing.T) {
 			if err := q.Ack(context.Background(), d); err != nil {
 				t.Fatal(err)
 			}
-			return q.Ack(context.Background(), d)
-		}, result{err: ErrLeaseLost, counter: "acked"}},
+			return q.Ack(context.Background(), d) // as after a lost reply: done already, by this claim
+		}, result{counter: "acked"}},
 		{"heartbeat", func(t *testing.T, q *Queue, d *Delivery) error { return q.Heartbeat(context.Background(), d) },
 			result{processing: 1}},
 		{"nack requeues", func(t *testing.T, q *Queue, d *Delivery) error {

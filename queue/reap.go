@@ -13,7 +13,12 @@ type ReapResult struct {
 	Rescued  int // entries claimed but never leased (the job died first), given back to pending
 	Dead     int // either kind, on its MAX_ATTEMPTS-th delivery: dead-lettered
 	Stale    int // registered claims that never moved an entry (the job died waiting), forgotten
-	Batches  int // script calls it took
+	// Unreadable claim lists (a first element that is not a delivery
+	// header, or more than two elements: the queue never writes them), each
+	// quarantined: every element dead-lettered byte for byte (counted in
+	// Dead too) with the reason UnreadableClaimReason.
+	Unreadable int
+	Batches    int // script calls it took
 }
 
 // Reap batch bounds: entries per script call, and payload bytes after which
@@ -23,6 +28,11 @@ const (
 	reapBatch      = 100
 	reapBatchBytes = 256 << 10
 )
+
+// UnreadableClaimReason is the reason of the dead letters of an unreadable
+// claim list, filled with its token, the element's position and the
+// number of elements (reapScript formats it in Lua the same way).
+const UnreadableClaimReason = "unreadable claim list %s: element %d of %d, kept byte for byte (its first element is not a delivery header)"
 
 // dueScript lists up to a batch of claim tokens past their deadline, oldest
 // deadline first (Redis server clock).
@@ -41,7 +51,11 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumb
 //     front of pending in an envelope with attempts+1, or dead on the
 //     MAX_ATTEMPTS-th;
 //   - [header, entry]: the lease expired — back to the front of pending with
-//     the header's attempts, or dead when that was the MAX_ATTEMPTS-th.
+//     the header's attempts, or dead when that was the MAX_ATTEMPTS-th;
+//   - anything else (a first element that is not a delivery header, more
+//     than two elements): unreadable — quarantined, every element to the
+//     dead list byte for byte (UnreadableClaimReason), so that one corrupt
+//     list neither fails the batch nor stays forever.
 //
 // Every key it touches is in KEYS, the claim lists included, although they
 // share the queue's slot anyway: while a Redis Cluster migrates that slot,
@@ -63,12 +77,19 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumb
 // ARGV[2] byte budget of the batch
 // ARGV[3] dead_at for dead letters (RFC 3339)
 // ARGV[3+i] token i
-// Output: {requeued, rescued, dead, stale, stopped}; stopped is 1 when the
-// byte budget ended the batch before its last token.
+// Output: {requeued, rescued, dead, stale, stopped, unreadable}; stopped is
+// 1 when the byte budget ended the batch before its last token.
 var reapScript = redis.NewScript(luaPrelude + `
 local max_attempts = tonumber(ARGV[1])
 local now = now_ms()
-local requeued, rescued, dead, stale, bytes, stopped = 0, 0, 0, 0, 0, 0
+local requeued, rescued, dead, stale, bytes, stopped, unreadable = 0, 0, 0, 0, 0, 0, 0
+local function header(c)
+  if #c ~= 2 then return nil end
+  local ok, h = pcall(cjson.decode, c[1])
+  if not ok or type(h) ~= 'table' or type(h.attempt) ~= 'number' or type(h.off) ~= 'number'
+    or h.off < 0 or h.off > #c[2] or h.off % 1 ~= 0 then return nil end
+  return h
+end
 local done, keys, gone = 0, {}, {}
 for i = 1, #KEYS - 5 do
   if bytes >= tonumber(ARGV[2]) then stopped = 1; break end
@@ -94,8 +115,17 @@ for i = 1, #KEYS - 5 do
         redis.call('RPUSH', KEYS[3], envelope(nh, payload))
         rescued = rescued + 1
       end
+    elseif not header(c) then
+      for j = 1, #c do
+        bytes = bytes + #c[j]
+        redis.call('LPUSH', KEYS[4], dead_record({attempts = 0, dead_at = ARGV[3],
+          reason = string.format('unreadable claim list %s: element %d of %d, kept byte for byte (its first element is not a delivery header)', token, j, #c)},
+          c[j], utf8_valid(c[j])))
+      end
+      dead = dead + #c
+      unreadable = unreadable + 1
     else
-      local h = cjson.decode(c[1])
+      local h = header(c)
       local e = c[2]
       bytes = bytes + #e
       local payload = string.sub(e, h.off + 1)
@@ -127,7 +157,7 @@ if dead > 0 then
   redis.call('HINCRBY', KEYS[5], 'dead', dead)
 end
 if stale > 0 then redis.call('HINCRBY', KEYS[5], 'reaped_stale', stale) end
-return {requeued, rescued, dead, stale, stopped}
+return {requeued, rescued, dead, stale, stopped, unreadable}
 `)
 
 // Reap recovers the work of consumers that died, until nothing due is left:
@@ -166,11 +196,15 @@ func (q *Queue) Reap(ctx context.Context) (ReapResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("reap %s: %w", q.pending, err)
 		}
+		if len(out) != 6 {
+			return res, fmt.Errorf("reap %s: reap script returned %d values, want 6", q.pending, len(out))
+		}
 		res.Batches++
 		res.Requeued += int(out[0])
 		res.Rescued += int(out[1])
 		res.Dead += int(out[2])
 		res.Stale += int(out[3])
+		res.Unreadable += int(out[5])
 		if out[4] == 0 && len(due) < reapBatch {
 			return res, nil
 		}

@@ -610,10 +610,16 @@ func (c RedisConfig) NewClient() (redis.UniversalClient, error) {
 			Username:     t.username,
 			Password:     t.password,
 			TLSConfig:    tc,
+			Dialer:       dialer(timeout, tc),
 			DialTimeout:  timeout,
 			ReadTimeout:  timeout,
 			WriteTimeout: timeout,
-			MaxRetries:   -1, // per node: none
+			// A context deadline bounds the command (probes, shutdown).
+			ContextTimeoutEnabled: true,
+			// One dial per attempt: the callers retry with backoff within
+			// REDIS_RETRY_TIMEOUT (go-redis would dial 5 times, 25 s).
+			DialerRetries: 1,
+			MaxRetries:    -1, // per node: none
 			// The cluster loop's attempts: MOVED/ASK and the errors above;
 			// noResend keeps lost replies out of it.
 			MaxRedirects: 3,
@@ -632,10 +638,16 @@ func (c RedisConfig) NewClient() (redis.UniversalClient, error) {
 			Password:         t.password,
 			DB:               t.db,
 			TLSConfig:        tc, // sentinels and data nodes alike
+			Dialer:           dialer(timeout, tc),
 			DialTimeout:      timeout,
 			ReadTimeout:      timeout,
 			WriteTimeout:     timeout,
-			MaxRetries:       -1,
+			// A context deadline bounds the command (probes, shutdown).
+			ContextTimeoutEnabled: true,
+			// One dial per attempt: the callers retry with backoff within
+			// REDIS_RETRY_TIMEOUT (go-redis would dial 5 times, 25 s).
+			DialerRetries: 1,
+			MaxRetries:    -1,
 		})
 		rdb.AddHook(noResend{})
 		return rdb, nil
@@ -646,14 +658,103 @@ func (c RedisConfig) NewClient() (redis.UniversalClient, error) {
 			Password:     t.password,
 			DB:           t.db,
 			TLSConfig:    tc,
+			Dialer:       dialer(timeout, tc),
 			DialTimeout:  timeout,
 			ReadTimeout:  timeout, // blocking commands add their own timeout to this
 			WriteTimeout: timeout,
-			MaxRetries:   -1,
+			// A context deadline bounds the command: /readyz, /metrics and a
+			// release within SHUTDOWN_TIMEOUT return on time even when Redis
+			// is frozen (go-redis ignores deadlines without this).
+			ContextTimeoutEnabled: true,
+			// One dial per attempt: the callers retry with backoff within
+			// REDIS_RETRY_TIMEOUT (go-redis would dial 5 times, 25 s).
+			DialerRetries: 1,
+			MaxRetries:    -1,
 		})
 		rdb.AddHook(noResend{standalone: true})
 		return rdb, nil
 	}
+}
+
+// dialer opens a connection within timeout and the caller's context, the TLS
+// handshake included (go-redis's own TLS dialer ignores the context).
+func dialer(timeout time.Duration, tc *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	// go-redis's keep-alive: a dead peer is noticed within ~45 s.
+	nd := &net.Dialer{Timeout: timeout, KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}}
+	if tc == nil {
+		return nd.DialContext
+	}
+	td := &tls.Dialer{NetDialer: nd, Config: tc}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, timeout) // the handshake too
+		defer cancel()
+		cn, err := td.DialContext(ctx, network, addr)
+		var op *net.OpError
+		if err != nil && !errors.As(err, &op) { // connected, but the handshake failed
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		return cn, err
+	}
+}
+
+// Failure wraps err, a failure to use Redis with c, with what to check,
+// naming the variables: the message the binaries exit with. retried is how
+// long the failure was retried (REDIS_RETRY_TIMEOUT), 0 for an error that
+// was not. The queue's own verdicts and configuration errors (which name
+// their variable already) are returned as they are. No message holds a
+// password.
+func (c RedisConfig) Failure(err error, retried time.Duration) error {
+	if err == nil || errors.Is(err, ErrInvalidConfig) || errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrNoEvent) ||
+		errors.Is(err, ErrClaimInterrupted) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrVanished) ||
+		errors.Is(err, ErrPayloadTooLarge) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	t, terr := c.resolve()
+	if terr != nil {
+		return err
+	}
+	creds, sentinel := "REDIS_USERNAME and REDIS_PASSWORD", ""
+	if t.mode == ModeSentinel {
+		sentinel = " (the sentinels': REDIS_SENTINEL_USERNAME and REDIS_SENTINEL_PASSWORD)"
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && IsPermanent(err) {
+		msg := rerr.Error()
+		var hint string
+		switch {
+		case strings.HasPrefix(msg, "WRONGPASS"), strings.Contains(msg, "invalid password"),
+			strings.Contains(msg, "called without any password configured"):
+			hint = "Redis refused the credentials: check " + creds + sentinel
+		case strings.HasPrefix(msg, "NOAUTH"):
+			hint = "Redis requires a password: set REDIS_PASSWORD (and REDIS_USERNAME for an ACL user)" + sentinel
+		case strings.HasPrefix(msg, "NOPERM"):
+			hint = fmt.Sprintf("the ACL user %q may not run this: give it the rules in k8s/README.md#redis-acls, or check REDIS_USERNAME", t.username)
+		default:
+			hint = "check REDIS_ADDR, REDIS_MODE and " + creds
+		}
+		return fmt.Errorf("redis at %s: %s: %w", c, hint, err)
+	}
+	var hint string
+	var cve *tls.CertificateVerificationError
+	var uae x509.UnknownAuthorityError
+	var hne x509.HostnameError
+	var rhe tls.RecordHeaderError
+	switch {
+	case t.tls && (errors.As(err, &cve) || errors.As(err, &uae)):
+		hint = "the server's TLS certificate is not trusted: set REDIS_TLS_CA_FILE to the CA that signed it, or check REDIS_TLS"
+	case t.tls && errors.As(err, &hne):
+		hint = "the server's TLS certificate does not name the host dialed: check REDIS_ADDR (use the name the certificate holds)"
+	case t.tls && errors.As(err, &rhe):
+		hint = "the server did not answer TLS: check REDIS_TLS (the server may be plaintext) and REDIS_ADDR"
+	case t.tls:
+		hint = "check REDIS_ADDR and that Redis is up and reachable; TLS is on: check REDIS_TLS and REDIS_TLS_CA_FILE too (a plaintext server never completes the TLS handshake)"
+	default:
+		hint = "check REDIS_ADDR and that Redis is up and reachable; TLS is off: if the server speaks only TLS, set REDIS_TLS=true"
+	}
+	if retried > 0 {
+		return fmt.Errorf("redis at %s unreachable for %s (REDIS_RETRY_TIMEOUT); %s: %w", c, retried, hint, err)
+	}
+	return fmt.Errorf("redis at %s unreachable; %s: %w", c, hint, err)
 }
 
 // tlsConfig trusts the system CAs plus REDIS_TLS_CA_FILE. ServerName stays

@@ -244,8 +244,8 @@ func topologyCases() []struct {
 			if err := q.Ack(ctx, d); err != nil {
 				t.Fatal(err)
 			}
-			if err := q.Ack(ctx, d); !errors.Is(err, ErrLeaseLost) {
-				t.Fatalf("second ack: %v, want ErrLeaseLost", err)
+			if err := q.Ack(ctx, d); err != nil { // as a lost reply's retry: done already, by this claim
+				t.Fatalf("second ack: %v, want nil", err)
 			}
 			s := snapshot(t, q.view)
 			s.clean(t)
@@ -1234,7 +1234,7 @@ func reapDuringMigration(t *testing.T, c *redistest.Cluster, tp topology, name s
 	srcID, dstID := src.Do("CLUSTER", "MYID"), dst.Do("CLUSTER", "MYID")
 	dst.Do("CLUSTER", "SETSLOT", slot, "IMPORTING", srcID)
 	src.Do("CLUSTER", "SETSLOT", slot, "MIGRATING", dstID)
-	fixed := []string{q.pending, q.leases, q.claimed, q.dead, q.counters, q.claimPrefix + inFlight.Token}
+	fixed := []string{q.pending, q.leases, q.claimed, q.dead, q.counters, q.finished, q.claimPrefix + inFlight.Token}
 	// The first claim list due stays behind: a reaper that reached the
 	// others only from inside the script would have pushed its entry
 	// before failing on the next one.

@@ -21,6 +21,11 @@ const (
 	Dead     Outcome = "dead"     // handler failed on the last attempt; dead-lettered
 	Released Outcome = "released" // shutdown; back at the front of pending, not counted
 	Lost     Outcome = "lost"     // lease expired; the reaper gave it to someone else
+	// Vanished: the delivery's claim list and lease disappeared while the
+	// lease was still valid, which no queue operation does: Redis lost the
+	// data (a restart without persistence, a flush, or a failover to a
+	// replica that lacked those writes). See ErrVanished.
+	Vanished Outcome = "vanished"
 )
 
 // Handler processes one event. It must return when ctx is done.
@@ -44,6 +49,10 @@ type WorkOptions struct {
 	// OnFinishError, if set, sees each failed attempt to ack, nack or
 	// release before it is retried.
 	OnFinishError func(error)
+	// OnReplyLost, if set, is called when an earlier attempt to finish had
+	// in fact run and only its reply was lost: the retry found the delivery
+	// finished by this very claim (the outcome Work returns is true).
+	OnReplyLost func(Outcome)
 }
 
 // Work runs h on the delivery while heartbeating its lease, then finishes
@@ -54,7 +63,12 @@ type WorkOptions struct {
 //     not counted as an attempt;
 //   - h failed: Nack — retried later, or dead-lettered on the last attempt;
 //   - the lease was lost: nothing (h's context is cancelled; the event is
-//     already someone else's).
+//     already someone else's);
+//   - the claim list and lease vanished while the lease was valid (Redis
+//     lost data): Vanished with ErrVanished.
+//
+// A finishing command whose reply was lost is retried, and the retry knows
+// it ran (OnReplyLost): the outcome is the true one either way.
 //
 // Finishing retries Redis errors with backoff (FinishTimeout for ack and
 // nack, ReleaseTimeout for release) and keeps heartbeating until it is done.
@@ -79,6 +93,19 @@ func (q *Queue) Work(ctx context.Context, d *Delivery, h Handler, opt WorkOption
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stopHB()
+	// extended is when the lease was last extended (a heartbeat or the lease
+	// sent then succeeded): until extended+LeaseDuration no reaper may take
+	// the delivery, so finding it gone before then means Redis lost it.
+	var mu sync.Mutex
+	extended := d.ClaimedAt
+	gone := func(err error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(extended) < q.cfg.LeaseDuration {
+			return fmt.Errorf("event %s: %w", d.Event.ID, ErrVanished)
+		}
+		return err
+	}
 	wg.Go(func() {
 		t := time.NewTicker(opt.HeartbeatEvery)
 		defer t.Stop()
@@ -88,11 +115,16 @@ func (q *Queue) Work(ctx context.Context, d *Delivery, h Handler, opt WorkOption
 				return
 			case <-t.C:
 			}
+			sent := time.Now()
 			err := q.Heartbeat(hbctx, d)
 			switch {
-			case err == nil, hbctx.Err() != nil:
+			case err == nil:
+				mu.Lock()
+				extended = sent
+				mu.Unlock()
+			case hbctx.Err() != nil:
 			case errors.Is(err, ErrLeaseLost):
-				cancel(err)
+				cancel(gone(err))
 				return
 			case opt.OnHeartbeatError != nil:
 				opt.OnHeartbeatError(err)
@@ -100,42 +132,63 @@ func (q *Queue) Work(ctx context.Context, d *Delivery, h Handler, opt WorkOption
 		}
 	})
 	herr := h(hctx, d.Event)
-	if errors.Is(context.Cause(hctx), ErrLeaseLost) {
+	switch cause := context.Cause(hctx); {
+	case errors.Is(cause, ErrVanished):
+		return Vanished, cause
+	case errors.Is(cause, ErrLeaseLost):
 		return Lost, fmt.Errorf("process event %s: %w", d.Event.ID, ErrLeaseLost)
 	}
 
 	// Finish on a context that survives the shutdown signal but not forever.
-	finish := func(timeout time.Duration, fn func(context.Context) error) error {
+	// A finishing script run again after a lost reply says so (errFinished)
+	// rather than "not in flight".
+	finish := func(timeout time.Duration, fn func(context.Context, time.Duration) error) error {
 		fctx, fcancel := context.WithTimeout(hbctx, timeout)
 		defer fcancel()
+		// The marker that recognises a retry must outlive every retry.
+		ttl := timeout + q.cfg.LeaseDuration
 		return Retry(fctx, func() error {
-			err := fn(fctx)
+			err := fn(fctx, ttl)
 			if err != nil && !IsPermanent(err) && opt.OnFinishError != nil {
 				opt.OnFinishError(err)
 			}
 			return err
 		})
 	}
+	settle := func(o Outcome, err error) (Outcome, error) {
+		switch {
+		case errors.Is(err, errFinished):
+			if opt.OnReplyLost != nil {
+				opt.OnReplyLost(o)
+			}
+			return o, nil
+		case errors.Is(err, ErrLeaseLost):
+			if err := gone(err); errors.Is(err, ErrVanished) {
+				return Vanished, err
+			}
+		}
+		return o, err
+	}
 	switch {
 	case herr == nil:
-		err := finish(opt.FinishTimeout, func(c context.Context) error { return q.Ack(c, d) })
+		o, err := settle(Acked, finish(opt.FinishTimeout, func(c context.Context, ttl time.Duration) error { return q.ack(c, d, ttl) }))
 		if errors.Is(err, ErrLeaseLost) {
 			return Lost, err
 		}
-		return Acked, err
+		return o, err
 	case ctx.Err() != nil:
-		return Released, finish(opt.ReleaseTimeout, func(c context.Context) error { return q.Release(c, d) })
+		return settle(Released, finish(opt.ReleaseTimeout, func(c context.Context, ttl time.Duration) error { return q.release(c, d, ttl) }))
 	default:
 		var dead bool
-		err := finish(opt.FinishTimeout, func(c context.Context) error {
+		err := finish(opt.FinishTimeout, func(c context.Context, ttl time.Duration) error {
 			var err error
-			dead, err = q.Nack(c, d, herr.Error())
+			dead, err = q.nack(c, d, herr.Error(), ttl)
 			return err
 		})
-		if err == nil && dead {
-			return Dead, nil
+		if dead {
+			return settle(Dead, err)
 		}
-		return Retried, err
+		return settle(Retried, err)
 	}
 }
 
@@ -153,14 +206,17 @@ func Retry(ctx context.Context, fn func() error) error {
 }
 
 // IsPermanent reports whether retrying cannot change err's outcome: the
-// queue's own verdicts, context errors, and Redis error replies other than
-// the transient ones (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN,
-// READONLY, NOREPLICAS, MOVED, ASK, UNBLOCKED). Network errors, timeouts and ErrReplyLost are not
-// permanent.
+// queue's own verdicts and Redis error replies other than the transient ones
+// (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, READONLY, NOREPLICAS,
+// MOVED, ASK, UNBLOCKED). Network errors — timeouts included: a dial or TLS
+// handshake that times out matches context.DeadlineExceeded — and
+// ErrReplyLost are not permanent. Neither are context errors as such: only
+// the caller's own context ends a retry (Retry checks ctx.Err()), never an
+// error that merely wraps context.DeadlineExceeded.
 func IsPermanent(err error) bool {
 	if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrNoEvent) ||
 		errors.Is(err, ErrInvalidConfig) || errors.Is(err, ErrClaimInterrupted) || errors.Is(err, ErrPayloadTooLarge) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		errors.Is(err, ErrVanished) || errors.Is(err, errFinished) {
 		return true
 	}
 	var rerr redis.Error
@@ -183,10 +239,19 @@ type retrier struct {
 	timeout time.Duration
 	since   time.Time
 	wait    time.Duration
+	// onRetry, if set, sees each error that is about to be retried;
+	// onRecover, how long a streak of failures lasted once it ends.
+	onRetry   func(error)
+	onRecover func(time.Duration)
 }
 
 // ok ends a streak of failures.
-func (r *retrier) ok() { r.since, r.wait = time.Time{}, 0 }
+func (r *retrier) ok() {
+	if !r.since.IsZero() && r.onRecover != nil {
+		r.onRecover(time.Since(r.since))
+	}
+	r.since, r.wait = time.Time{}, 0
+}
 
 // again reports whether to try again after err, having waited the backoff.
 func (r *retrier) again(ctx context.Context, err error) bool {
@@ -201,6 +266,9 @@ func (r *retrier) again(ctx context.Context, err error) bool {
 		if left = r.timeout - time.Since(r.since); left <= 0 {
 			return false
 		}
+	}
+	if r.onRetry != nil {
+		r.onRetry(err)
 	}
 	pause := min(r.wait+time.Duration(rand.Int64N(int64(r.wait)/2)), left)
 	t := time.NewTimer(pause)

@@ -15,6 +15,10 @@
 #                but never leased: wall time vs redis-benchmark RPUSH -P 100 of
 #                as many entries; the longest script (SLOWLOG); the worst PING
 #                latency from another connection during the reap vs idle
+#   operator     Redis's peak RSS growth during peek dead (8 x 12 MiB dead
+#   reads        letters), inspect and redrive of one of them, peek pending
+#                -n 150 and inspect (150 x 1 MB events) vs one LINDEX of the
+#                same entry by redis' own client (bound: 2 x the entry + 8 MiB)
 #   scale-out    aggregate claim+ack cycles/s of 3 queues (3 hash tags, one
 #                per master) on a 3-master Redis Cluster started here, vs the
 #                same 3 queues on the one server above
@@ -145,6 +149,10 @@ o_runl=$(ours reap -n "$ORPHANS" -kind unleased)
 b_rpush=$(rb -t rpush -P 100 -c 1 -n "$ORPHANS" -d "$size")
 rcli flushall >/dev/null
 
+# --- operator reads: Redis's peak memory ----------------------------------------
+o_ops=$(ours opsmem -pid "$redis_pid")
+rcli flushall >/dev/null
+
 # --- scale-out: 3 queues on a 3-master cluster vs on the one server -----------
 # Three cluster-enabled servers (no replicas: on a small machine they would
 # take CPU from the masters), joined by redis-cli --cluster create.
@@ -211,6 +219,11 @@ row "reap $ORPHANS expired leases (entries/s)" "$(kv "$o_rexp" per_sec)" "$b_rpu
 row "reap $ORPHANS never-leased (entries/s)" "$(kv "$o_runl" per_sec)" "$b_rpush" "redis-benchmark RPUSH -P 100 -c 1"
 rowf "worst PING during reap, expired (ms)" "$(kv "$o_rexp" worst_ping_ms)" "$(kv "$o_rexp" idle_worst_ping_ms)" "worst PING, idle, as long"
 rowf "worst PING during reap, never-leased (ms)" "$(kv "$o_runl" worst_ping_ms)" "$(kv "$o_runl" idle_worst_ping_ms)" "worst PING, idle, as long"
+rowf "peek dead 8 x 12 MiB: Redis peak RSS +MiB" "$(kv "$o_ops" peek_dead_rss_mib)" "$(kv "$o_ops" baseline_lindex_rss_mib)" "one LINDEX of a 12 MiB entry"
+rowf "inspect a 12 MiB dead letter: +MiB" "$(kv "$o_ops" inspect_dead_rss_mib)" "$(kv "$o_ops" baseline_lindex_rss_mib)" "one LINDEX of a 12 MiB entry"
+rowf "redrive a 12 MiB dead letter: +MiB" "$(kv "$o_ops" redrive_dead_rss_mib)" "$(kv "$o_ops" baseline_lindex_rss_mib)" "one LINDEX of a 12 MiB entry"
+rowf "peek pending -n 150, 150 x 1 MB: +MiB" "$(kv "$o_ops" peek_pending_150_rss_mib)" "$(kv "$o_ops" baseline_lindex_1mb_rss_mib)" "one LINDEX of a 1 MB entry"
+rowf "inspect among 150 x 1 MB: +MiB" "$(kv "$o_ops" inspect_pending_rss_mib)" "$(kv "$o_ops" baseline_lindex_1mb_rss_mib)" "one LINDEX of a 1 MB entry"
 row "claim+ack, 3 queues on 3 masters (cycles/s)" "$(kv "$o_so_c" per_sec)" "$(kv "$o_so_s" per_sec)" "the same 3 queues on one server"
 row "  per CPU-second of the busiest server" "$(kv "$o_so_c" per_busiest_cpu_s)" "$(kv "$o_so_s" per_busiest_cpu_s)" "the same 3 queues on one server"
 echo
@@ -221,4 +234,5 @@ echo "scale-out: queues $(kv "$o_so_c" queues) on masters $(kv "$o_so_c" masters
 	"$(kv "$o_so_c" per_sec) cycles/s on the cluster vs $(kv "$o_so_s" per_sec) on one server = $(awk -v c="$(kv "$o_so_c" per_sec)" -v s="$(kv "$o_so_s" per_sec)" 'BEGIN { printf "%.2f", c / s }') x here ($(nproc) CPUs shared by the 3 masters and the client);" \
 	"the busiest server spent $(kv "$o_so_c" busiest_server_cpu_s) of $(kv "$o_so_c" servers_cpu_s) server CPU-seconds on the cluster vs $(kv "$o_so_s" busiest_server_cpu_s) alone:" \
 	"with a core per master the servers' capacity is $(awk -v c="$(kv "$o_so_c" per_busiest_cpu_s)" -v s="$(kv "$o_so_s" per_busiest_cpu_s)" 'BEGIN { printf "%.2f", c / s }') x one server's"
+echo "operator reads: Redis's peak RSS grew by at most $(awk -v a="$(kv "$o_ops" peek_dead_rss_mib)" -v b="$(kv "$o_ops" inspect_dead_rss_mib)" -v c="$(kv "$o_ops" redrive_dead_rss_mib)" -v l="$(kv "$o_ops" dead_largest_mib)" 'BEGIN { m = a; if (b > m) m = b; if (c > m) m = c; printf "%.1f MiB = %.2f", m, m / l }') x the largest (12 MiB) entry (bound: 2 x the entry + 8 MiB; the old page scripts took +192 MiB for peek dead)"
 echo "(ratio = ours/baseline; ${SECONDS_EACH}s per measurement of ours, $RUNS process runs; reproduce: scripts/bench.sh)"

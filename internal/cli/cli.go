@@ -84,9 +84,7 @@ func Usage() string {
 Usage:
   redis-keda <command> [flags] [arguments]
 
-Operator commands (read the same environment variables as the jobs:
-REDIS_ADDR, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB, REDIS_TLS,
-REDIS_TLS_CA_FILE, QUEUE, LEASE_DURATION, MAX_ATTEMPTS, MAX_PAYLOAD_BYTES):
+` + usageEnv + `:
 `)
 	for _, c := range commands() {
 		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
@@ -100,6 +98,13 @@ Run 'redis-keda <command> --help' for a command's flags and an example.
 ` + exitCodes)
 	return b.String()
 }
+
+// usageEnv names every variable the operator commands read (Config): the
+// Redis connection, standalone or Sentinel, and the queue's settings.
+const usageEnv = `Operator commands (read the same environment variables as the jobs:
+REDIS_MODE, REDIS_ADDR, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB, REDIS_TLS,
+REDIS_TLS_CA_FILE, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_USERNAME,
+REDIS_SENTINEL_PASSWORD, QUEUE, LEASE_DURATION, MAX_ATTEMPTS, MAX_PAYLOAD_BYTES)`
 
 const exitCodes = `
 Exit codes:

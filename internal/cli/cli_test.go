@@ -363,7 +363,7 @@ func TestRedrive(t *testing.T) {
 	}{
 		{[]string{"redrive"}, ExitUsage, "redis-keda redrive: which dead letters? give ids or @references (peek dead lists them), or --all\nRun 'redis-keda redrive --help' for usage.\n"},
 		{[]string{"redrive", "x1", "--all"}, ExitUsage, "redis-keda redrive: give ids or --all, not both (got --all and [\"x1\"])\nRun 'redis-keda redrive --help' for usage.\n"},
-		{[]string{"redrive", "@xyz"}, ExitUsage, "redis-keda redrive: \"@xyz\" is not a reference: use @ and 6 to 40 hex digits, as peek shows them\nRun 'redis-keda redrive --help' for usage.\n"},
+		{[]string{"redrive", "@xyz"}, ExitUsage, "redis-keda redrive: \"@xyz\" is not a reference: use @ and 6 to 40 hex digits, as peek shows them; for an event id that starts with @, use --id @xyz\nRun 'redis-keda redrive --help' for usage.\n"},
 		{[]string{"redrive", "x1", "nope", "@abcdef"}, ExitNotFound, "redis-keda redrive: not found: no dead letter has id or reference nope, @abcdef; nothing was redriven (peek dead lists them)\n"},
 		{[]string{"redrive", "x1", "big"}, ExitRefused, "redis-keda redrive: redrive refused: dead letter big (" + ref(recs[0]) + "): its payload is 330 bytes, above MAX_PAYLOAD_BYTES (200): a job would dead-letter it again; raise MAX_PAYLOAD_BYTES (and the jobs' memory) to redrive it; nothing was redriven\n"},
 	} {

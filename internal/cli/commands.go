@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -148,6 +149,9 @@ Each entry has its event id (when it has one) and a reference, @ and 12 hex
 digits, that inspect and redrive accept for entries without an id. At most
 64 KiB of each entry is read; the table shows the first 60 characters of the
 payload, --json what was read ("truncated": true when there is more).
+Characters that are not printable (terminal escapes, other controls,
+invalid UTF-8) are quoted in the table: \x1b, \n, \u202e, \xff; --json
+gives the exact bytes.
 
 Flags:
   -n N    how many entries, 1 to 1000 (default 10)
@@ -198,17 +202,17 @@ func peek(ctx context.Context, e *env, loc queue.Location, n int) int {
 	case queue.LocPending:
 		fmt.Fprintln(tw, "POS\tID\tREF\tATTEMPTS\tSIZE\tPAYLOAD")
 		for _, en := range es {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\n", en.Position, dash(en.ID), en.Ref, en.Attempts, en.Size, cell(en, 60))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\n", en.Position, dash(queue.Printable(en.ID)), en.Ref, en.Attempts, en.Size, cell(en, 60))
 		}
 	case queue.LocProcessing:
 		fmt.Fprintln(tw, "ID\tREF\tATTEMPT\tCLAIMED AT\tLEASE UNTIL\tTOKEN\tSIZE\tPAYLOAD")
 		for _, en := range es {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", dash(en.ID), en.Ref, en.Attempts, stamp(en.ClaimedAt), stamp(en.LeaseDeadline), en.Token, en.Size, cell(en, 60))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", dash(queue.Printable(en.ID)), en.Ref, en.Attempts, stamp(en.ClaimedAt), stamp(en.LeaseDeadline), queue.Printable(en.Token), en.Size, cell(en, 60))
 		}
 	case queue.LocDead:
 		fmt.Fprintln(tw, "POS\tID\tREF\tATTEMPTS\tDEAD AT\tREASON\tPAYLOAD")
 		for _, en := range es {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", en.Position, dash(en.ID), en.Ref, en.Attempts, stamp(en.DeadAt), short(en.Reason, 60), cell(en, 60))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", en.Position, dash(queue.Printable(en.ID)), en.Ref, en.Attempts, stamp(en.DeadAt), short(queue.Printable(en.Reason), 60), cell(en, 60))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -222,6 +226,7 @@ func inspectCommand() command {
 		name:    "inspect",
 		summary: "find one event: where it is, its attempts, its lease and its whole payload",
 		usage: `Usage: redis-keda inspect ID|@REF [--json]
+       redis-keda inspect --id ID [--json]
 
 Finds every entry whose event id is ID (the payload's "id", or the id the
 queue assigned to a payload without one), or whose reference starts with
@@ -229,32 +234,64 @@ queue assigned to a payload without one), or whose reference starts with
 leased yet, or dead. Shows where, its attempts (deliveries so far), its claim
 and lease, and its whole payload (base64 when it is not UTF-8 text). It reads
 the lists in pages of 100 (64 KiB of each entry at most): its cost grows with
-the queue. Nothing is changed.
+the queue. Nothing is changed. Characters that are not printable are quoted
+(\x1b, \n, \u202e, \xff); --json gives the exact bytes.
+
+An argument that starts with @ is a reference; an event id that starts
+with @ is given with --id.
 
 Flags:
-  --json  a JSON array of the entries found
+  --id ID  the event id ID, taken literally (e.g. --id @home)
+  --json   a JSON array of the entries found
 
 Examples:
   redis-keda inspect evt-42
   redis-keda inspect @3f2a9c1b7d0e --json
+  redis-keda inspect --id @home
 `,
 		parse: func(fs *flag.FlagSet, args []string) (action, error) {
+			var ids []string
+			fs.Func("id", "", func(v string) error { ids = append(ids, v); return nil })
 			ops, err := parseInterleaved(fs, args)
 			if err != nil {
 				return nil, err
 			}
-			if len(ops) != 1 {
-				return nil, fmt.Errorf("inspect takes one id or @reference, got %q", ops)
-			}
-			if err := queue.CheckSelector(ops[0]); err != nil {
+			sels, err := selectors(ops, ids)
+			if err != nil {
 				return nil, err
 			}
-			return func(ctx context.Context, e *env) int { return inspect(ctx, e, ops[0]) }, nil
+			if len(sels) != 1 {
+				return nil, fmt.Errorf("inspect takes one id or @reference (or --id ID), got %q", append(ops, ids...))
+			}
+			return func(ctx context.Context, e *env) int { return inspect(ctx, e, sels[0]) }, nil
 		},
 	}
 }
 
-func inspect(ctx context.Context, e *env, sel string) int {
+// selectors reads ID and @REF operands and --id values.
+func selectors(ops, ids []string) ([]queue.Selector, error) {
+	var out []queue.Selector
+	for _, op := range ops {
+		s, err := queue.ParseSelector(op)
+		if err != nil {
+			if strings.HasPrefix(op, "@") {
+				return nil, fmt.Errorf("%w; for an event id that starts with @, use --id %s", err, op)
+			}
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	for _, id := range ids {
+		s, err := queue.IDSelector(id)
+		if err != nil {
+			return nil, fmt.Errorf("--id: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func inspect(ctx context.Context, e *env, sel queue.Selector) int {
 	es, err := e.q.Find(ctx, sel)
 	if err != nil {
 		return e.fail(err)
@@ -283,7 +320,7 @@ func inspect(ctx context.Context, e *env, sel string) int {
 func (e *env) describe(en queue.Entry) string {
 	var b strings.Builder
 	row := func(k, v string) { fmt.Fprintf(&b, "  %-13s %s\n", k, v) }
-	fmt.Fprintf(&b, "event %s %s\n", dash(en.ID), en.Ref)
+	fmt.Fprintf(&b, "event %s %s\n", dash(queue.Printable(en.ID)), en.Ref)
 	if en.IDAssigned {
 		row("id", "assigned by the queue (the payload has none)")
 	}
@@ -293,26 +330,29 @@ func (e *env) describe(en queue.Entry) string {
 		row("where", fmt.Sprintf("pending, position %d (1 = the next to be claimed)", en.Position))
 		row("attempts", fmt.Sprintf("%d so far; the next claim is delivery %d of MAX_ATTEMPTS %d", en.Attempts, en.Attempts+1, maxAttempts))
 	case queue.LocProcessing:
-		row("where", "in flight, claim token "+en.Token)
+		row("where", "in flight, claim token "+queue.Printable(en.Token))
 		row("attempts", fmt.Sprintf("this is delivery %d of MAX_ATTEMPTS %d", en.Attempts, maxAttempts))
 		row("claimed at", stamp(en.ClaimedAt))
 		row("lease until", stamp(en.LeaseDeadline)+" (moved forward by every heartbeat)")
 	case queue.LocClaimed:
-		row("where", "claimed by a job, not leased yet, claim token "+en.Token)
+		row("where", "claimed by a job, not leased yet, claim token "+queue.Printable(en.Token))
 		row("attempts", fmt.Sprintf("this is delivery %d of MAX_ATTEMPTS %d", en.Attempts, maxAttempts))
 		row("reaped after", stamp(en.LeaseDeadline)+" (if the job died before leasing it)")
 	case queue.LocDead:
 		row("where", fmt.Sprintf("dead, position %d (1 = the newest dead letter)", en.Position))
 		row("attempts", plural(en.Attempts, "delivery", "deliveries"))
 		row("dead at", stamp(en.DeadAt))
-		row("reason", en.Reason)
+		row("reason", queue.Printable(en.Reason))
+	}
+	if en.Reason != "" && en.Location != queue.LocDead {
+		row("note", queue.Printable(en.Reason))
 	}
 	if !en.PublishedAt.IsZero() {
 		row("published at", stamp(en.PublishedAt))
 	}
 	row("size", fmt.Sprintf("%d bytes", en.Size))
 	if s, ok := en.PayloadText(); ok {
-		row("payload", s)
+		row("payload", queue.Printable(s))
 	} else {
 		row("payload", "(not UTF-8; base64) "+base64.StdEncoding.EncodeToString(en.Payload))
 	}
@@ -323,15 +363,16 @@ func redriveCommand() command {
 	return command{
 		name:    "redrive",
 		summary: "move dead letters back to pending: attempts reset, payload byte for byte",
-		usage: `Usage: redis-keda redrive ID|@REF... [--dry-run] [--json]
+		usage: `Usage: redis-keda redrive ID|@REF... [--id ID]... [--dry-run] [--json]
        redis-keda redrive --all [--dry-run] [--json]
 
 Moves dead letters back to the pending list, oldest first, to its back (they
-are claimed after the events already waiting). Each move is one atomic
-script: the dead letter is removed and its payload pushed exactly as the
-producer sent it (the decoded "payload" or "payload_base64"), without an
-envelope, so its attempts start again at 1; the counter "redriven" grows.
-An ID redrives every dead letter of that event id.
+are claimed after the events already waiting). Each move is atomic: the dead
+letter is removed and its payload pushed exactly as the producer sent it (the
+decoded "payload" or "payload_base64"), so its attempts start again at 1; an
+event whose id the queue assigned (its payload has none) keeps that id, in an
+envelope beside the payload. The counter "redriven" grows. An ID redrives
+every dead letter of that event id.
 
 By id, nothing changes unless every ID and @REF matches a dead letter (exit
 3) that can be redriven (exit 4: a payload above MAX_PAYLOAD_BYTES, which a
@@ -339,34 +380,41 @@ job would dead-letter again, or an unreadable record).
 With --all, every dead letter there was when it started; one that cannot be
 redriven is left in place and reported (exit 4).
 
+An argument that starts with @ is a reference; an event id that starts
+with @ is given with --id (repeatable).
+
 Flags:
   --all      every dead letter
+  --id ID    the event id ID, taken literally (e.g. --id @home)
   --dry-run  show what would move; change nothing
   --json     one JSON object: redriven, skipped, gone
 
 Examples:
   redis-keda redrive evt-42 @3f2a9c1b7d0e
+  redis-keda redrive --id @home
   redis-keda redrive --all --dry-run
 `,
 		parse: func(fs *flag.FlagSet, args []string) (action, error) {
 			all := fs.Bool("all", false, "")
 			dry := fs.Bool("dry-run", false, "")
+			var ids []string
+			fs.Func("id", "", func(v string) error { ids = append(ids, v); return nil })
 			ops, err := parseInterleaved(fs, args)
 			if err != nil {
 				return nil, err
 			}
+			named := append(slices.Clone(ops), ids...)
 			switch {
-			case *all && len(ops) > 0:
-				return nil, fmt.Errorf("give ids or --all, not both (got --all and %q)", ops)
-			case !*all && len(ops) == 0:
+			case *all && len(named) > 0:
+				return nil, fmt.Errorf("give ids or --all, not both (got --all and %q)", named)
+			case !*all && len(named) == 0:
 				return nil, errors.New("which dead letters? give ids or @references (peek dead lists them), or --all")
 			}
-			for _, s := range ops {
-				if err := queue.CheckSelector(s); err != nil {
-					return nil, err
-				}
+			sels, err := selectors(ops, ids)
+			if err != nil {
+				return nil, err
 			}
-			return func(ctx context.Context, e *env) int { return redrive(ctx, e, ops, *all, *dry) }, nil
+			return func(ctx context.Context, e *env) int { return redrive(ctx, e, sels, *all, *dry) }, nil
 		},
 	}
 }
@@ -385,7 +433,7 @@ type summaryJSON struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-func redrive(ctx context.Context, e *env, sels []string, all, dry bool) int {
+func redrive(ctx context.Context, e *env, sels []queue.Selector, all, dry bool) int {
 	var res queue.RedriveResult
 	var err error
 	if all {
@@ -429,7 +477,7 @@ func redrive(ctx context.Context, e *env, sels []string, all, dry bool) int {
 		fmt.Fprintf(e.stdout, "%s %s\n", verb, name(en))
 	}
 	for _, s := range res.Skipped {
-		fmt.Fprintf(e.stdout, "left in dead %s: %s\n", name(s.Entry), s.Reason)
+		fmt.Fprintf(e.stdout, "left in dead %s: %s\n", name(s.Entry), queue.Printable(s.Reason))
 	}
 	for _, en := range res.Gone {
 		fmt.Fprintf(e.stdout, "already gone %s (another redrive or purge took it)\n", name(en))
@@ -541,13 +589,14 @@ func toJSON(en queue.Entry) entryJSON {
 	return j
 }
 
-// cell is a payload for a table: escaped, cut to n characters.
+// cell is a payload for a table: non-printables quoted (queue.Printable),
+// cut to n characters.
 func cell(en queue.Entry, n int) string {
 	s, ok := en.PayloadText()
 	if !ok {
 		return short("base64:"+base64.StdEncoding.EncodeToString(en.Payload), n)
 	}
-	s = strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s)
+	s = queue.Printable(s)
 	if en.Truncated && utf8.RuneCountInString(s) <= n {
 		s += "…"
 	}
@@ -570,12 +619,13 @@ func dash(s string) string {
 	return s
 }
 
-// name is an entry in a message: id and reference.
+// name is an entry in a message: id (quoted: queue.Printable) and
+// reference.
 func name(en queue.Entry) string {
 	if en.ID == "" {
 		return en.Ref
 	}
-	return en.ID + " " + en.Ref
+	return queue.Printable(en.ID) + " " + en.Ref
 }
 
 func plural(n int, one, many string) string {

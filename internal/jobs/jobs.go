@@ -63,10 +63,13 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 	defer q.Close()
 	log.Debug("starting", zap.Stringer("redis", c.Redis), zap.String("queue", c.Queue.Name))
 
+	checked := false
 	for n := 0; n < c.MaxEvents && ctx.Err() == nil; n++ {
-		d, err := claim(ctx, q, c)
+		d, err := claim(ctx, log, q, c)
 		switch {
 		case errors.Is(err, queue.ErrNoEvent):
+			// Claim waits CLAIM_TIMEOUT from the moment Redis last answered
+			// after an outage (logged), so this wait did happen.
 			log.Info("no event to claim", zap.Duration("waited", c.ClaimTimeout), zap.Int("processed", n))
 			return nil
 		case errors.Is(err, queue.ErrInvalidEvent):
@@ -92,8 +95,13 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 		case err != nil:
 			return err
 		}
+		if !checked { // after the claim: pop first, initialise after
+			checked = true
+			warnPersistence(ctx, log, q)
+		}
 
 		start := time.Now()
+		var replyLost bool
 		outcome, err := q.Work(ctx, d, sleep, queue.WorkOptions{
 			FinishTimeout:    c.RedisRetryTimeout,
 			ReleaseTimeout:   c.ShutdownTimeout,
@@ -101,6 +109,7 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 			OnFinishError: func(err error) {
 				log.Warn("finishing the event failed; retrying (REDIS_RETRY_TIMEOUT), lease kept alive", zap.String("id", d.Event.ID), zap.Error(err))
 			},
+			OnReplyLost: func(queue.Outcome) { replyLost = true },
 		})
 		fields := []zap.Field{
 			zap.String("outcome", string(outcome)),
@@ -113,12 +122,21 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 		if !d.Event.PublishedAt.IsZero() {
 			fields = append(fields, zap.Duration("latency", d.ClaimedAt.Sub(d.Event.PublishedAt)))
 		}
+		if replyLost {
+			// The first attempt ran; its reply was lost and the retry found
+			// the delivery finished by this job: the outcome is true.
+			fields = append(fields, zap.Bool("reply_lost", true))
+		}
 		switch {
+		case errors.Is(err, queue.ErrVanished):
+			log.Error("event lost by Redis: its claim list and lease vanished while the lease was valid — Redis restarted without persistence, was flushed, or failed over to a replica that lacked them; see README, Guarantees",
+				fields...)
 		case err != nil && errors.Is(err, queue.ErrLeaseLost):
 			log.Warn("event lease lost; another job will process it", append(fields, zap.Error(err))...)
 		case err != nil:
-			// Still in the processing list: the reaper will recover it.
-			return fmt.Errorf("finish event %s (%s): %w", d.Event.ID, outcome, err)
+			// Still in its claim list: the reaper will recover it.
+			return fmt.Errorf("could not finish event %s (%s; the reaper will recover it after its lease): %w",
+				d.Event.ID, finishing[outcome], c.Redis.Failure(err, retryBound(c, outcome)))
 		case outcome == queue.Released:
 			log.Info("shutting down; event requeued", fields...)
 			return nil
@@ -129,18 +147,64 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 	return nil
 }
 
+// finishing names what Work was doing for each outcome it returns with an
+// error.
+var finishing = map[queue.Outcome]string{
+	queue.Acked: "ack", queue.Retried: "nack", queue.Dead: "dead-letter", queue.Released: "release",
+}
+
+// retryBound is how long finishing outcome was retried.
+func retryBound(c Config, outcome queue.Outcome) time.Duration {
+	if outcome == queue.Released {
+		return c.ShutdownTimeout
+	}
+	return c.RedisRetryTimeout
+}
+
+// warnPersistence says, once, what a Redis restart would cost when the
+// server reports weak persistence; where the ACL user may not read it (the
+// documented user may not), it says so at debug level only.
+func warnPersistence(ctx context.Context, log *zap.Logger, q *queue.Queue) {
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	p, err := q.Persistence(pctx)
+	switch {
+	case err != nil:
+		log.Debug("could not read Redis's persistence settings", zap.Error(err))
+	case p.Risk != "":
+		log.Warn(p.Risk, zap.String("appendonly", p.AppendOnly), zap.String("appendfsync", p.AppendFsync), zap.String("save", p.Save))
+	}
+}
+
 // claim waits for one event; Redis errors are retried with backoff for at
 // most RedisRetryTimeout (with the same claim token, so a lost reply loses
-// nothing), and a signal puts back whatever the claim had moved.
-func claim(ctx context.Context, q *queue.Queue, c Config) (*queue.Delivery, error) {
+// nothing), and a signal puts back whatever the claim had moved. Once Redis
+// answers again after an outage, the claim waits CLAIM_TIMEOUT afresh.
+func claim(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config) (*queue.Delivery, error) {
+	failing := false
 	d, err := q.ClaimWith(ctx, queue.ClaimOptions{
 		Timeout: c.ClaimTimeout, RetryTimeout: c.RedisRetryTimeout, ReleaseTimeout: c.ShutdownTimeout,
+		OnRetry: func(err error) {
+			if !failing { // once per outage
+				failing = true
+				log.Warn("redis unreachable while claiming; retrying (REDIS_RETRY_TIMEOUT)",
+					zap.Duration("retry_timeout", c.RedisRetryTimeout), zap.Error(err))
+			}
+		},
+		OnRecover: func(outage time.Duration) {
+			failing = false
+			log.Info("redis answers again; waiting for an event (CLAIM_TIMEOUT)",
+				zap.Duration("outage", outage), zap.Duration("claim_timeout", c.ClaimTimeout))
+		},
 	})
-	if err != nil && !queue.IsPermanent(err) {
-		return nil, fmt.Errorf("redis at %s unreachable for %s (REDIS_RETRY_TIMEOUT); check REDIS_ADDR, REDIS_PASSWORD and that Redis is up: %w",
-			c.Redis, c.RedisRetryTimeout, err)
+	if err != nil {
+		retried := c.RedisRetryTimeout
+		if queue.IsPermanent(err) {
+			retried = 0
+		}
+		return nil, c.Redis.Failure(err, retried)
 	}
-	return d, err
+	return d, nil
 }
 
 // sleep is the job's work: wait the event's seconds, or stop early on ctx.

@@ -29,6 +29,10 @@
 //	    aggregate claim+ack cycles/s of several queues at once: on a cluster
 //	    one queue (hash tag) per master, picked and printed (queues=...);
 //	    on one server the same queues (scaleout.go)
+//	bench opsmem -addr A -pid P
+//	    growth of the local redis-server's peak RSS during peek, inspect
+//	    and redrive of 12 MiB dead letters and 1 MB pending events, next to
+//	    one LINDEX of the same entry by a plain client (opsmem.go)
 //
 // It exits non-zero when a measurement could not be made or the queue is
 // not in the expected state afterwards.
@@ -63,7 +67,7 @@ func main() {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap|scaleout [flags]")
+		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap|scaleout|opsmem [flags]")
 	}
 	ctx := context.Background()
 	switch args[0] {
@@ -82,8 +86,10 @@ func run(args []string, out io.Writer) error {
 		return reap(ctx, args[1:], out)
 	case "scaleout":
 		return scaleOut(ctx, args[1:], out)
+	case "opsmem":
+		return opsMem(ctx, args[1:], out)
 	default:
-		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec, reap or scaleout", args[0])
+		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec, reap, scaleout or opsmem", args[0])
 	}
 }
 
