@@ -36,9 +36,10 @@ func runTests(m *testing.M) int {
 		return m.Run()
 	}
 	mode := os.Getenv("E2E_NODE")
-	ok, reason := realnode.Available()
-	if mode == "standin" {
-		ok, reason = false, "E2E_NODE=standin"
+	ok, reason, err := realnode.Choose()
+	if err != nil { // can run the real node, but a package is missing: no silent fallback
+		fmt.Fprintln(os.Stderr, "node:", err)
+		return 1
 	}
 	if !ok {
 		fmt.Printf("node: stand-in (%s)\n", reason)
@@ -50,18 +51,20 @@ func runTests(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	bin := os.Getenv("E2E_BIN_DIR")
-	if bin == "" {
-		var err error
-		if bin, err = cluster.BuildControlPlane(ctx, ".", os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, "node:", err)
-			return 1
-		}
-	}
+	// The node's build first: it runs the bed's build (e2e/build.sh) side by
+	// side with the debootstraps and images; BuildControlPlane then finds
+	// every binary present.
 	nodeDir, err := realnode.Build(ctx, ".", os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "node:", err)
 		return 1
+	}
+	bin := os.Getenv("E2E_BIN_DIR")
+	if bin == "" {
+		if bin, err = cluster.BuildControlPlane(ctx, ".", os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "node:", err)
+			return 1
+		}
 	}
 	v, err := realnode.HostVersions(ctx, nodeDir)
 	if err != nil {

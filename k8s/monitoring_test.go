@@ -47,7 +47,7 @@ func promtoolPath(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Fatal("promtool not found on PATH: install Prometheus's tools (Debian: apt-get install -y prometheus; `go tool task deps:promtool` does it); the alert rules are tested with it")
+		t.Fatal("promtool not found on PATH: install Prometheus's tools (Debian: apt-get install -y prometheus; `go tool task deps GROUPS=promtool` does it); the alert rules are tested with it")
 	}
 	return p
 }

@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,27 +38,42 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// BuildControlPlane runs e2eDir/build.sh, which builds whatever is missing
-// (the first build takes ~13 min on 2 cores) and returns the bin folder.
-// Progress goes to log.
+// BuildControlPlane runs e2eDir/build.sh, the one builder of the bed's Go
+// binaries (see its header for what it builds and the measured cold time),
+// which builds whatever is missing, and returns the bin folder. Progress
+// goes to log.
 func BuildControlPlane(ctx context.Context, e2eDir string, log io.Writer) (string, error) {
+	bin, err := RunBuildScript(ctx, e2eDir, log, "build.sh")
+	if err != nil {
+		return "", err
+	}
+	if !fileExists(filepath.Join(bin, "kube-apiserver")) {
+		return "", fmt.Errorf("e2e/build.sh: no kube-apiserver in the bin dir it printed (%s)", bin)
+	}
+	return bin, nil
+}
+
+// RunBuildScript runs one of the bed's build scripts (path relative to
+// e2eDir, e.g. "build.sh" or "images/build.sh") with args, its progress to
+// log, and returns the last line it printed on stdout: the folder it built.
+func RunBuildScript(ctx context.Context, e2eDir string, log io.Writer, script string, args ...string) (string, error) {
 	if log == nil {
 		log = io.Discard
 	}
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(e2eDir, "build.sh"))
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(e2eDir, script)}, args...)...)
 	cmd.Dir = e2eDir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, log
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("e2e/build.sh: %w", err)
+		return "", fmt.Errorf("e2e/%s: %w", script, err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	bin := strings.TrimSpace(lines[len(lines)-1])
-	if bin == "" || !fileExists(filepath.Join(bin, "kube-apiserver")) {
-		return "", errors.New("e2e/build.sh: no bin dir printed")
+	dir := strings.TrimSpace(lines[len(lines)-1])
+	if dir == "" {
+		return "", fmt.Errorf("e2e/%s: no folder printed", script)
 	}
-	return bin, nil
+	return dir, nil
 }
 
 // GoBuild builds Go main packages (e.g. "./jobs") of the module in modDir

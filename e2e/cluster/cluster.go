@@ -25,7 +25,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -77,10 +76,7 @@ type Cluster struct {
 	kedaHealth string // http://127.0.0.1:P, KEDA's health probe address
 	rest       *rest.Config
 
-	mu       sync.Mutex
-	procs    []*proc.Process // in start order
-	logFiles []*os.File
-	stopped  bool
+	procs *proc.Group // the one starter, shared with the real node
 }
 
 // Start brings up the control plane and, unless WithoutKEDA, installs KEDA's
@@ -103,6 +99,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 		c.workDir, c.ownWorkDir = d, true
 	}
+	c.procs = &proc.Group{What: "cluster", LogDir: c.LogDir(), Dir: c.workDir}
 	for _, d := range []string{"logs", "etcd", "pki"} {
 		if err := os.MkdirAll(filepath.Join(c.workDir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("work dir: %w", err)
@@ -218,10 +215,8 @@ func (c *Cluster) KEDAHealthURL() string { return c.kedaHealth }
 
 // PIDs returns the PIDs of the running control-plane processes by name.
 func (c *Cluster) PIDs() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	m := map[string]int{}
-	for _, p := range c.procs {
+	for _, p := range c.procs.Procs() {
 		m[p.Name] = p.PID()
 	}
 	return m
@@ -250,26 +245,12 @@ func (c *Cluster) KubectlStdin(ctx context.Context, stdin io.Reader, args ...str
 // group, StopGrace, SIGKILL) and removes the work dir if Start made it. It is
 // safe to call more than once.
 func (c *Cluster) Stop() error {
-	c.mu.Lock()
-	if c.stopped {
-		c.mu.Unlock()
+	procs, first := c.procs.Close()
+	if !first {
 		return nil
 	}
-	c.stopped = true
-	procs := c.procs
-	files := c.logFiles
-	c.mu.Unlock()
-
-	var errs []error
-	for i := len(procs) - 1; i >= 0; i-- {
-		p := procs[i]
-		if err := p.Stop(c.opts.StopGrace); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, f := range files {
-		_ = f.Close()
-	}
+	errs := []error{proc.StopReverse(procs, c.opts.StopGrace)}
+	c.procs.CloseLogs()
 	if c.ownWorkDir && !c.opts.KeepWorkDir {
 		if err := os.RemoveAll(c.workDir); err != nil {
 			errs = append(errs, fmt.Errorf("remove work dir: %w", err))
@@ -287,25 +268,7 @@ func (c *Cluster) logf(format string, args ...any) {
 
 // start launches a binary from BinDir with its output in logs/<name>.log.
 func (c *Cluster) start(name, binary string, env []string, args ...string) (*proc.Process, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopped {
-		return nil, fmt.Errorf("start %s: cluster stopped", name)
-	}
-	f, err := proc.OpenLog(filepath.Join(c.LogDir(), name+".log"))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	c.logFiles = append(c.logFiles, f)
-	p, err := proc.Start(proc.Spec{
-		Name: name, Path: filepath.Join(c.opts.BinDir, binary), Args: args, Env: env,
-		Dir: c.workDir, Stdout: f, Stderr: f,
-	})
-	if err != nil {
-		return nil, err
-	}
-	c.procs = append(c.procs, p)
-	return p, nil
+	return c.procs.Start(name, filepath.Join(c.opts.BinDir, binary), env, args...)
 }
 
 // freePort asks the kernel for a free loopback port. The port is released

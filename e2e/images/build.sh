@@ -2,8 +2,9 @@
 # images/build.sh builds what the e2e REAL node runs, on top of the bed that
 # e2e/build.sh builds (etcd, apiserver, ..., kubectl, KEDA):
 #
-#   bin/    kubelet, kube-proxy (k8s.io/kubernetes, same pin as the apiserver),
-#           coredns (tools/coredns), pause (images/pause)
+#   bin/    kubelet, kube-proxy (the bed's multi-call kube binary, same pin as
+#           the apiserver), coredns, pause: all compiled by e2e/build.sh, the
+#           one builder of Go binaries, hard-linked (or copied) from its folder
 #   images/ docker-archive tars, imported into containerd's k8s.io namespace
 #           by the node at start:
 #             redis-keda-e2e/pause:3.10          sandbox image (images/pause)
@@ -20,6 +21,11 @@
 #
 # Builder: buildah (Debian's package), --isolation chroot. See e2e/README.md
 # ("Why buildah") for the reasons.
+#
+# Order on a cold cache (`all`): the two debootstraps (network) and
+# e2e/build.sh (CPU: ~11 min) start together; the base images that need only
+# the rootfs (debian, golang, static, redis) and the project image are built
+# while the compile runs; pause, KEDA and CoreDNS images when it is done.
 #
 # Usage: images/build.sh [base|project|all]   (default all)
 #   base     everything but the project image; cached under a version stamp
@@ -70,18 +76,34 @@ if ! flock -n 8; then
   flock 8
 fi
 
-# The control-plane bed first: the KEDA image wraps its operator binary.
-bed=$(E2E_CACHE="$cache" bash "$here/build.sh" | tail -n 1)
+ctx=$(mktemp -d "$cache/ctx.XXXXXX")
+bedout="$ctx/bed.out"
+bedpid=
+cleanup() {
+  [[ -n $bedpid ]] && kill "$bedpid" 2>/dev/null
+  rm -rf "$ctx"
+}
+trap cleanup EXIT
 
-gobuild() { # gobuild <module dir> <pkg> <out> <ldflags> [env...]
-  local dir=$1 pkg=$2 out=$3 ldflags=$4
-  shift 4
-  [[ -x "$node/bin/$out" ]] && return
-  local start=$SECONDS
-  log "$out: building $pkg ..."
-  (cd "$dir" && env "$@" go build -trimpath -ldflags "$ldflags" -o "$node/bin/.$out.tmp" "$pkg")
-  mv "$node/bin/.$out.tmp" "$node/bin/$out"
-  log "$out: done in $((SECONDS - start))s"
+# start_bed: e2e/build.sh in the background (every Go binary); wait_bed waits
+# for it and sets $bed to its bin folder.
+start_bed() {
+  E2E_CACHE="$cache" bash "$here/build.sh" >"$bedout" &
+  bedpid=$!
+}
+wait_bed() {
+  local rc=0
+  wait "$bedpid" || rc=$?
+  bedpid=
+  ((rc == 0)) || { log "e2e/build.sh failed (exit $rc)"; exit "$rc"; }
+  bed=$(tail -n 1 "$bedout")
+  [[ -x "$bed/kube" ]] || { log "e2e/build.sh printed no bin folder"; exit 1; }
+}
+
+# nodebin <name> <bed file>: the node's copy of a bed binary (a hard link).
+nodebin() {
+  [[ -x "$node/bin/$1" ]] && return
+  ln -f "$bed/$2" "$node/bin/$1" 2>/dev/null || cp "$bed/$2" "$node/bin/$1"
 }
 
 # archive <image name> <tar>: export from buildah's storage for `ctr images import`.
@@ -121,33 +143,19 @@ rootfs() {
   log "rootfs $1: done in $((SECONDS - start))s ($(du -m "$dir.tar" | cut -f1) MB)"
 }
 
-base() {
+# base_early: what needs only the debootstrapped rootfs (no compiled
+# binary): debian, golang:<go>-bookworm, the static base, redis. Runs while
+# e2e/build.sh compiles.
+base_early() {
   local total=$SECONDS
-  [[ -f "$node/images/.complete" ]] && { log "base images present in $node/images"; return; }
-
-  local kv="-s -w"
-  kv+=" -X k8s.io/component-base/version.gitVersion=${K8S_VERSION}"
-  kv+=" -X k8s.io/component-base/version.gitMajor=${K8S_MAJOR}"
-  kv+=" -X k8s.io/component-base/version.gitMinor=${K8S_MINOR}"
-  kv+=" -X k8s.io/component-base/version.gitTreeState=clean"
-  kv+=" -X k8s.io/client-go/pkg/version.gitVersion=${K8S_VERSION}"
-  kv+=" -X k8s.io/client-go/pkg/version.gitMajor=${K8S_MAJOR}"
-  kv+=" -X k8s.io/client-go/pkg/version.gitMinor=${K8S_MINOR}"
-  gobuild "$here/tools/k8s" k8s.io/kubernetes/cmd/kubelet kubelet "$kv"
-  gobuild "$here/tools/k8s" k8s.io/kubernetes/cmd/kube-proxy kube-proxy "$kv"
-  gobuild "$here/tools/coredns" . coredns "-s -w" CGO_ENABLED=0
-  gobuild "$here" ./images/pause pause "-s -w" CGO_ENABLED=0
-
+  [[ -f "$node/images/.early" ]] && return
   # Two debootstraps at once: mostly download time.
   rootfs debian ca-certificates,tzdata &
   local p1=$!
   rootfs redis redis-server,redis-tools &
   local p2=$!
-  wait $p1 && wait $p2
-
-  local ctx
-  ctx=$(mktemp -d "$cache/ctx.XXXXXX")
-  trap 'rm -rf "$ctx"' RETURN
+  wait $p1 || { log "rootfs debian failed"; exit 1; }
+  wait $p2 || { log "rootfs redis failed"; exit 1; }
 
   # debian: the bare rootfs, base of the builder and of the KEDA image (the
   # operator binary is linked against glibc).
@@ -207,18 +215,31 @@ EOF
   bud gcr.io/distroless/static-debian12:nonroot "$ctx/static"
   log "image gcr.io/distroless/static-debian12:nonroot (local equivalent: nonroot 65532, CA certificates, tzdata)"
 
-  # pause: the sandbox image containerd is configured with.
-  mkdir -p "$ctx/pause" && cp "$node/bin/pause" "$ctx/pause/pause"
-  printf 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n' >"$ctx/pause/Containerfile"
-  bud redis-keda-e2e/pause:3.10 "$ctx/pause"
-  archive redis-keda-e2e/pause:3.10 "$node/images/pause.tar"
-
   # redis: Debian's redis-server + redis-cli + a shell (probes, task load).
   mkdir -p "$ctx/redis" && ln "$cache/rootfs/redis.tar" "$ctx/redis/rootfs.tar"
   printf 'FROM scratch\nADD rootfs.tar /\nUSER 999:999\nCMD ["redis-server"]\n' >"$ctx/redis/Containerfile"
   bud redis-keda-e2e/redis:bookworm "$ctx/redis"
   archive redis-keda-e2e/redis:bookworm "$node/images/redis.tar"
   log "image redis-keda-e2e/redis:bookworm ($(grep -E '^redis-server\s' "$cache/rootfs/redis.packages" | cut -f2))"
+
+  touch "$node/images/.early"
+  log "rootfs-based images done in $((SECONDS - total))s"
+}
+
+# base_late: what needs the compiled binaries of e2e/build.sh.
+base_late() {
+  local total=$SECONDS
+  [[ -f "$node/images/.complete" ]] && { log "base images present in $node/images"; return; }
+  nodebin kubelet kube
+  nodebin kube-proxy kube
+  nodebin coredns coredns
+  nodebin pause pause
+
+  # pause: the sandbox image containerd is configured with.
+  mkdir -p "$ctx/pause" && cp "$node/bin/pause" "$ctx/pause/pause"
+  printf 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n' >"$ctx/pause/Containerfile"
+  bud redis-keda-e2e/pause:3.10 "$ctx/pause"
+  archive redis-keda-e2e/pause:3.10 "$node/images/pause.tar"
 
   # KEDA: the operator binary e2e/build.sh built, at /keda as upstream's image.
   mkdir -p "$ctx/keda" && cp "$bed/keda-operator" "$ctx/keda/keda"
@@ -253,12 +274,12 @@ REDIS_IMAGE=redis-keda-e2e/redis:bookworm
 PROJECT_IMAGE=redis-keda:e2e-node
 EOF
   touch "$node/images/.complete"
-  log "base images done in $((SECONDS - total))s: $node"
+  log "binaries and KEDA/CoreDNS/pause images done in $((SECONDS - total))s: $node"
 }
 
 project() {
   local start=$SECONDS
-  [[ -f "$node/images/.complete" ]] || { log "base images missing: run $0 base first"; exit 1; }
+  [[ -f "$node/images/.early" ]] || { log "base images missing: run $0 base first"; exit 1; }
   local version
   version=$(git -C "$root" describe --tags --always --dirty 2>/dev/null || echo dev)
   log "project image redis-keda:e2e-node: buildah bud -f Dockerfile (VERSION=$version) ..."
@@ -271,8 +292,8 @@ project() {
 }
 
 case $what in
-base) base ;;
+base) start_bed && base_early && wait_bed && base_late ;;
 project) project ;;
-all) base && project ;;
+all) start_bed && base_early && project && wait_bed && base_late ;;
 esac
 echo "$node"

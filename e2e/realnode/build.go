@@ -1,40 +1,33 @@
 package realnode
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/redis-keda/redis-keda/e2e/cluster"
 )
 
-// Build runs e2eDir/images/build.sh all: kubelet, kube-proxy, CoreDNS and
-// pause binaries, the base images (cached by version stamp) and the project
-// image from the repository's Dockerfile (rebuilt each time; buildah's layer
-// cache makes an unchanged tree quick). It needs the network (Go module
-// proxy, Debian mirror on a cold cache): call it before EnterSandbox.
-// Returns the node folder for Options.NodeDir; progress goes to log.
+// Build runs e2eDir/images/build.sh all: the bed's Go binaries (through
+// e2e/build.sh, the one builder: kubelet and kube-proxy are links to its
+// multi-call kube binary; CoreDNS, pause), the base images (cached by
+// version stamp) and the project image from the repository's Dockerfile
+// (rebuilt each time; buildah's layer cache makes an unchanged tree quick).
+// On a cold cache the debootstraps and the project image are made while the
+// binaries compile. It needs the network (Go module proxy, Debian mirror on
+// a cold cache): call it before EnterSandbox. Returns the node folder for
+// Options.NodeDir; progress goes to log.
 func Build(ctx context.Context, e2eDir string, log io.Writer) (string, error) {
-	if log == nil {
-		log = io.Discard
+	dir, err := cluster.RunBuildScript(ctx, e2eDir, log, filepath.Join("images", "build.sh"), "all")
+	if err != nil {
+		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(e2eDir, "images", "build.sh"), "all")
-	cmd.Dir = e2eDir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, log
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("e2e/images/build.sh: %w", err)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	dir := strings.TrimSpace(lines[len(lines)-1])
-	if dir == "" || !fileExists(filepath.Join(dir, "versions.env")) {
-		return "", errors.New("e2e/images/build.sh: no node dir printed")
+	if !fileExists(filepath.Join(dir, "versions.env")) {
+		return "", fmt.Errorf("e2e/images/build.sh: no versions.env in the node dir it printed (%s)", dir)
 	}
 	return dir, nil
 }
@@ -55,30 +48,30 @@ func HostVersions(ctx context.Context, nodeDir string) (string, error) {
 // Which is the one line `go tool task test` and `demo` print first:
 // "node: kubelet <v>, containerd <v>, runc <v>" when the machine can run the
 // real node (kubelet's version is the pin in tools/k8s/go.mod: it may not be
-// built yet), else "node: stand-in (<reason>)". E2E_NODE=standin forces the
-// stand-in.
-func Which(ctx context.Context, e2eDir string) (line string, real bool) {
-	ok, reason := Available()
-	if os.Getenv("E2E_NODE") == "standin" {
-		ok, reason = false, "E2E_NODE=standin"
+// built yet), else "node: stand-in (<reason>)" (see Choose). The error is
+// Choose's: the machine can run the real node but a package is missing.
+func Which(ctx context.Context, e2eDir string) (line string, real bool, err error) {
+	real, reason, err := Choose()
+	if err != nil {
+		return "", false, err
 	}
-	if !ok {
-		return "node: stand-in (" + reason + ")", false
+	if !real {
+		return "node: stand-in (" + reason + ")", false, nil
 	}
 	kubelet, err := modVersion(filepath.Join(e2eDir, "tools", "k8s", "go.mod"), "k8s.io/kubernetes")
 	if err != nil {
-		return "node: stand-in (" + err.Error() + ")", false
+		return "", false, err
 	}
 	n := &Node{versions: map[string]string{"kubelet": kubelet}}
 	for name, cmd := range map[string][]string{"containerd": {"containerd", "--version"}, "runc": {"runc", "--version"}} {
 		out, err := exec.CommandContext(ctx, cmd[0], cmd[1:]...).CombinedOutput()
 		first, _, _ := strings.Cut(string(out), "\n")
 		if err != nil || findVersion(first) == "" {
-			return fmt.Sprintf("node: stand-in (%s --version: %v %s)", name, err, strings.TrimSpace(first)), false
+			return "", false, fmt.Errorf("%s --version: %v %s", name, err, strings.TrimSpace(first))
 		}
 		n.versions[name] = findVersion(first)
 	}
-	return "node: " + n.Versions(), true
+	return "node: " + n.Versions(), true, nil
 }
 
 // modVersion reads the required version of module mod from a go.mod.

@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -57,10 +56,7 @@ type Node struct {
 	images     map[string]string // KEDA_IMAGE, ..., PROJECT_IMAGE (versions.env)
 	kube       kubernetes.Interface
 
-	mu      sync.Mutex
-	procs   []*proc.Process
-	files   []*os.File
-	stopped bool
+	procs *proc.Group // the one starter, shared with the control plane
 }
 
 // Start brings the node up: containerd (images imported), kubelet
@@ -91,6 +87,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		}
 	}
 	n.sock = filepath.Join(n.dir, "containerd", "containerd.sock")
+	n.procs = &proc.Group{What: "node", LogDir: n.LogDir(), Dir: n.dir}
 	defer func() {
 		if err != nil {
 			if serr := n.Stop(); serr != nil {
@@ -233,23 +230,8 @@ func (n *Node) readVersions(ctx context.Context) (map[string]string, error) {
 	return v, nil
 }
 
-func (n *Node) start(ctx context.Context, name, path string, args ...string) (*proc.Process, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stopped {
-		return nil, fmt.Errorf("start %s: node stopped", name)
-	}
-	f, err := proc.OpenLog(filepath.Join(n.LogDir(), name+".log"))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	n.files = append(n.files, f)
-	p, err := proc.Start(proc.Spec{Name: name, Path: path, Args: args, Dir: n.dir, Stdout: f, Stderr: f})
-	if err != nil {
-		return nil, err
-	}
-	n.procs = append(n.procs, p)
-	return p, nil
+func (n *Node) start(_ context.Context, name, path string, args ...string) (*proc.Process, error) {
+	return n.procs.Start(name, path, nil, args...)
 }
 
 // wait polls check every 200 ms until it returns nil, p exits or timeout.
@@ -599,25 +581,19 @@ conntrack:
 // dir, removes the node's cgroups and the work dir. Safe to call twice.
 // The bridge, iptables rules and netns go with the sandbox's namespaces.
 func (n *Node) Stop() error {
-	n.mu.Lock()
-	if n.stopped {
-		n.mu.Unlock()
+	if n.procs == nil { // Start failed before anything could run
 		return nil
 	}
-	n.stopped = true
-	procs := n.procs
-	files := n.files
-	n.mu.Unlock()
-
-	var errs []error
+	procs, first := n.procs.Close()
+	if !first {
+		return nil
+	}
+	// containerd last: after the containers and their shims.
+	errs := []error{proc.StopReverse(procs, 10*time.Second, "containerd")}
 	var containerd *proc.Process
-	for i := len(procs) - 1; i >= 0; i-- {
-		if procs[i].Name == "containerd" {
-			containerd = procs[i]
-			continue
-		}
-		if err := procs[i].Stop(10 * time.Second); err != nil {
-			errs = append(errs, err)
+	for _, p := range procs {
+		if p.Name == "containerd" {
+			containerd = p
 		}
 	}
 	killed := n.killCgroupProcs()
@@ -627,9 +603,7 @@ func (n *Node) Stop() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, f := range files {
-		_ = f.Close()
-	}
+	n.procs.CloseLogs()
 	if err := unmountUnder(n.dir); err != nil {
 		errs = append(errs, err)
 	}

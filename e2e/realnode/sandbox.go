@@ -1,5 +1,6 @@
 // Package realnode runs a real Kubernetes node for the e2e tests: kubelet
-// and kube-proxy (k8s.io/kubernetes v1.36.4, built by e2e/images/build.sh),
+// and kube-proxy (k8s.io/kubernetes v1.36.4: links to the multi-call kube
+// binary e2e/build.sh builds),
 // containerd and runc (Debian's packages), the CNI bridge plugin, and, as
 // pods, CoreDNS and the KEDA operator, with images built locally and
 // imported into containerd's k8s.io namespace: no registry.

@@ -104,7 +104,7 @@ func promtool(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Fatal("promtool not found on PATH: install Prometheus's tools (Debian: apt-get install -y prometheus; go tool task deps:promtool does it); the metrics and alert rules are checked with it")
+		t.Fatal("promtool not found on PATH: install Prometheus's tools (Debian: apt-get install -y prometheus; go tool task deps GROUPS=promtool does it); the metrics and alert rules are checked with it")
 	}
 	return p
 }

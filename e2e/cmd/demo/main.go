@@ -1,8 +1,10 @@
 // Command demo is `task demo`: redis-keda on a real Kubernetes control plane
 // with the real KEDA operator, on this machine, without Docker.
 //
-// It builds the test bed the first time (~13 min on 2 cores, progress shown)
-// and picks the node like the tests do (one "node: ..." line says which):
+// It builds the test bed the first time (measured cold: ~18 min on an idle
+// 2-core machine to the first table line; each build step prints its
+// progress and time) and picks the node like the tests do (one "node: ..."
+// line says which):
 //
 //   - the real node (e2e/realnode) where the machine can run it: kubelet,
 //     containerd, runc, kube-proxy, CoreDNS, KEDA as a pod, the project image
@@ -93,22 +95,27 @@ func run() error {
 	if realnode.InSandbox() {
 		return runReal(ctx, root, os.Getenv("E2E_BIN_DIR"), os.Getenv("E2E_NODE_DIR"), pub, log, *exitWhenDone)
 	}
-	ok, reason := realnode.Available()
-	if os.Getenv("E2E_NODE") == "standin" {
-		ok, reason = false, "E2E_NODE=standin"
+	// The libraries' own logs (go-redis pool retries while the in-cluster
+	// Redis starts) go where the bed's progress goes, never into the table.
+	redis.SetLogger(libraryLog{log})
+	ok, reason, err := realnode.Choose()
+	if err != nil { // can run the real node, but a package is missing: no silent fallback
+		return err
 	}
 	if ok {
+		fmt.Fprintln(os.Stderr, "demo: building what is missing: the bed's binaries, the node's images, the project image from the Dockerfile")
+		fmt.Fprintln(os.Stderr, "      (measured cold: ~15 min of compiling on an idle 2-core machine, ~1,810 CPU seconds, the images side by side; warm: 6-9 s, the project image only)")
+		buildStart := time.Now()
+		nodeDir, err := realnode.Build(ctx, e2eDir, os.Stderr) // builds the bed too, side by side with the images
+		if err != nil {
+			return err
+		}
 		if *binDir == "" {
-			fmt.Fprintln(os.Stderr, "demo: building the local test bed if needed (first time ~13 min on 2 cores; cached after)")
 			if *binDir, err = cluster.BuildControlPlane(ctx, e2eDir, os.Stderr); err != nil {
 				return err
 			}
 		}
-		fmt.Fprintln(os.Stderr, "demo: building the node's images and the project image from the Dockerfile (buildah) ...")
-		nodeDir, err := realnode.Build(ctx, e2eDir, log)
-		if err != nil {
-			return err
-		}
+		fmt.Fprintf(os.Stderr, "demo: built in %s\n", time.Since(buildStart).Round(time.Second))
 		v, err := realnode.HostVersions(ctx, nodeDir)
 		if err != nil {
 			return err
@@ -120,7 +127,7 @@ func run() error {
 	}
 	fmt.Printf("node: stand-in (%s)\n", reason)
 	if *binDir == "" {
-		fmt.Fprintln(os.Stderr, "demo: building the local test bed if needed (first time ~13 min on 2 cores; cached after)")
+		fmt.Fprintln(os.Stderr, "demo: building the local test bed if needed (measured cold: ~15 min on an idle 2-core machine, each step timed below; cached after)")
 		if *binDir, err = cluster.BuildControlPlane(ctx, e2eDir, os.Stderr); err != nil {
 			return err
 		}
@@ -193,8 +200,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	tl := watch(ctx, kube, q, namespace, *events, *exitWhenDone)
-	return finish(root, map[string]string{"REDIS_ADDR": rdsAddr, "REDIS_PASSWORD": redisPassword, "QUEUE": "events", "LEASE_DURATION": "10s", "MAX_ATTEMPTS": "5"}, tl)
+	// A fresh redis-server and the overlay's settings from the first pod on:
+	// every event that enters the queue is one of the demo publisher's.
+	tl, sum := watch(ctx, kube, q, namespace, *events, 0, *exitWhenDone, os.Stdout)
+	return finish(root, map[string]string{"REDIS_ADDR": rdsAddr, "REDIS_PASSWORD": redisPassword, "QUEUE": "events", "LEASE_DURATION": "10s", "MAX_ATTEMPTS": "5"}, q, tl, sum)
 }
 
 type publisherSettings struct {
@@ -210,11 +219,13 @@ func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSet
 		return err
 	}
 	start := time.Now()
-	fmt.Fprintln(os.Stderr, "demo: starting etcd, kube-apiserver, controller-manager, scheduler, then the node: containerd, kubelet, kube-proxy, CoreDNS, KEDA ...")
+	step := func(what string) { fmt.Fprintf(os.Stderr, "demo: +%ds %s\n", int(time.Since(start).Seconds()), what) }
+	fmt.Fprintln(os.Stderr, "demo: starting etcd, kube-apiserver, controller-manager, scheduler, then the node: containerd, kubelet, kube-proxy, CoreDNS, KEDA (measured: 35-70 s to the first line) ...")
 	c, err := cluster.Start(ctx, cluster.Options{BinDir: binDir, Log: log, NodeIP: realnode.NodeIP, KEDAInCluster: true})
 	if err != nil {
 		return err
 	}
+	step("control plane up, KEDA's CRDs installed")
 	defer func() {
 		fmt.Fprintln(os.Stderr, "demo: tearing down ...")
 		if err := c.Stop(); err != nil {
@@ -230,12 +241,27 @@ func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSet
 			fmt.Fprintln(os.Stderr, "demo: stop node:", err)
 		}
 	}()
+	step("node up: images imported, kubelet Ready, kube-proxy, CoreDNS, KEDA operator available")
 	env := append(os.Environ(), "KUBECONFIG="+c.Kubeconfig(), "PATH="+binDir+":"+os.Getenv("PATH"))
 	fmt.Fprintln(os.Stderr, "demo: go tool task deploy OVERLAY=e2e-node TAG=e2e-node")
 	deploy := exec.CommandContext(ctx, "go", "tool", "task", "deploy", "OVERLAY=e2e-node", "TAG=e2e-node")
 	deploy.Dir, deploy.Env = root, env
 	if out, err := deploy.CombinedOutput(); err != nil {
 		return fmt.Errorf("task deploy: %w\n%s", err, out)
+	}
+	step("deployed")
+	// dev's own publisher (BATCH_SIZE=2 every 10 s) must not publish into
+	// the demo's count: stop it before it can (scale to 0, wait until its
+	// pods are gone), give it the demo's settings, and count what it may
+	// still have published (normally 0) as events of the run.
+	fmt.Fprintln(os.Stderr, "demo: publisher: scale to 0, the demo's settings, wait for the in-cluster Redis, scale to 1")
+	if out, err := c.Kubectl(ctx, "-n", ns, "scale", "deployment/redis-keda-publisher", "--replicas=0"); err != nil {
+		return fmt.Errorf("stop dev's publisher: %w\n%s", err, out)
+	}
+	// Its grace period would let it publish on for up to 30 s (measured: 6
+	// events, and the wait for it held the table back 30 s): gone now.
+	if out, err := c.Kubectl(ctx, "-n", ns, "delete", "pod", "-l", "app.kubernetes.io/component=publisher", "--grace-period=0", "--force", "--wait=false"); err != nil {
+		return fmt.Errorf("stop dev's publisher pod: %w\n%s", err, out)
 	}
 	if out, err := c.Kubectl(ctx, "-n", ns, "set", "env", "deployment/redis-keda-publisher",
 		fmt.Sprintf("BATCH_SIZE=%d", pub.batch), fmt.Sprintf("PUBLISH_INTERVAL=%s", pub.interval),
@@ -247,36 +273,63 @@ func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSet
 	if err != nil {
 		return fmt.Errorf("kube client: %w", err)
 	}
+	if err := waitNoPods(ctx, kube, ns, "app.kubernetes.io/component=publisher", 2*time.Minute); err != nil {
+		return fmt.Errorf("dev's publisher: %w", err)
+	}
 	svc, err := kube.CoreV1().Services(ns).Get(ctx, "redis-keda-redis", metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("redis service: %w", err)
 	}
 	addr := svc.Spec.ClusterIP + ":6379"
-	fmt.Fprintf(os.Stderr, "demo: up in %s on the real node (%s). Everything is real: etcd, kube-apiserver,\n", time.Since(start).Round(100*time.Millisecond), n.Versions())
-	fmt.Fprintln(os.Stderr, "      controller-manager, scheduler, kubelet, containerd, runc, kube-proxy, CoreDNS, KEDA v2.21.0 (a pod),")
-	fmt.Fprintln(os.Stderr, "      Redis (a StatefulSet on a local PV), the image built from the Dockerfile. No registry.")
-	fmt.Fprintf(os.Stderr, "      In another terminal (enters the demo's network namespace):\n        nsenter --net=/proc/%d/ns/net --mount=/proc/%d/ns/mnt -- %s --kubeconfig %s -n %s get jobs -w\n",
-		os.Getpid(), os.Getpid(), filepath.Join(binDir, "kubectl"), c.Kubeconfig(), ns)
-	fmt.Fprintln(os.Stderr, "      Ctrl-C to stop.")
 	rdb := redis.NewClient(&redis.Options{Addr: addr, Username: user, Password: password})
 	defer rdb.Close()
 	q, err := queue.New(rdb, queue.Config{Name: "events", LeaseDuration: 30 * time.Second, MaxAttempts: 5, MaxWait: 5 * time.Minute, MaxPayloadBytes: 1 << 20})
 	if err != nil {
 		return err
 	}
-	tl := watch(ctx, kube, q, ns, pub.events, exitWhenDone)
-	return finish(root, map[string]string{"REDIS_ADDR": addr, "REDIS_USERNAME": user, "REDIS_PASSWORD": password, "QUEUE": "events", "LEASE_DURATION": "30s", "MAX_ATTEMPTS": "5"}, tl)
+	before, err := waitForRedis(ctx, q, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	step("the in-cluster Redis answers")
+	if out, err := c.Kubectl(ctx, "-n", ns, "scale", "deployment/redis-keda-publisher", "--replicas=1"); err != nil {
+		return fmt.Errorf("start the demo's publisher: %w\n%s", err, out)
+	}
+	fmt.Fprintf(os.Stderr, "demo: up in %s on the real node (%s). Everything is real: etcd, kube-apiserver,\n", time.Since(start).Round(100*time.Millisecond), n.Versions())
+	fmt.Fprintln(os.Stderr, "      controller-manager, scheduler, kubelet, containerd, runc, kube-proxy, CoreDNS, KEDA v2.21.0 (a pod),")
+	fmt.Fprintln(os.Stderr, "      Redis (a StatefulSet on a local PV), the image built from the Dockerfile. No registry.")
+	fmt.Fprintf(os.Stderr, "      In another terminal (enters the demo's network namespace):\n        nsenter --net=/proc/%d/ns/net --mount=/proc/%d/ns/mnt -- %s --kubeconfig %s -n %s get jobs -w\n",
+		os.Getpid(), os.Getpid(), filepath.Join(binDir, "kubectl"), c.Kubeconfig(), ns)
+	fmt.Fprintln(os.Stderr, "      Ctrl-C to stop.")
+	if before > 0 {
+		fmt.Fprintf(os.Stderr, "      %d events were in the queue before the demo's publisher started (dev's publisher): counted as events of this run.\n", before)
+	}
+	tl, sum := watch(ctx, kube, q, ns, pub.events, before, exitWhenDone, os.Stdout)
+	return finish(root, map[string]string{"REDIS_ADDR": addr, "REDIS_USERNAME": user, "REDIS_PASSWORD": password, "QUEUE": "events", "LEASE_DURATION": "30s", "MAX_ATTEMPTS": "5"}, q, tl, sum)
 }
 
-// finish prints the queue's final state as `redis-keda stats` shows it, then
-// writes the run's chart and prints its path.
-func finish(root string, env map[string]string, tl timeline.Timeline) error {
+// finish prints the queue's final state as `redis-keda stats` shows it,
+// checks the run's last line against it (every event that entered the
+// queue is acked or dead), then writes the run's chart and prints its path.
+func finish(root string, env map[string]string, q *queue.Queue, tl timeline.Timeline, sum summary) error {
 	fmt.Println()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	fmt.Println("$ redis-keda stats")
 	if code := cli.Run(ctx, []string{"stats"}, env, os.Stdout, os.Stderr); code != cli.ExitOK {
 		fmt.Fprintf(os.Stderr, "demo: redis-keda stats exited %d\n", code)
+	}
+	var checkErr error
+	if sum.drained {
+		s, err := q.Stats(ctx)
+		switch {
+		case err != nil:
+			checkErr = fmt.Errorf("check against the stats: %w", err)
+		case s.Counters["acked"]+s.Dead != sum.events:
+			checkErr = fmt.Errorf("the stats say acked %d + dead %d, the run counted %d events: a miscount", s.Counters["acked"], s.Dead, sum.events)
+		default:
+			fmt.Printf("\ncheck: %d events = acked %d + dead %d in the stats; %d Jobs for %d events\n", sum.events, s.Counters["acked"], s.Dead, sum.jobs, sum.events)
+		}
 	}
 	rel := filepath.Join("reports", "demo-"+tl.Start.UTC().Format("20060102-150405"))
 	for _, ext := range []string{".svg", ".png"} {
@@ -285,19 +338,83 @@ func finish(root string, env map[string]string, tl timeline.Timeline) error {
 		}
 	}
 	fmt.Printf("\nchart of this run: %s.svg (and .png)\n", rel)
-	return nil
+	return checkErr
+}
+
+// summary is what the run's last line said.
+type summary struct {
+	drained      bool
+	events, jobs int64
+}
+
+// waitForRedis pings the in-cluster Redis until it answers (the
+// StatefulSet's pod may still be starting), then returns how many events
+// the queue holds or has held (pending, in flight, dead, acked).
+func waitForRedis(ctx context.Context, q *queue.Queue, timeout time.Duration) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		s, err := q.Stats(ctx)
+		if err == nil {
+			return entered(s), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("the in-cluster Redis did not answer within %s: %w", timeout, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// waitNoPods waits until no pod matches selector in ns.
+func waitNoPods(ctx context.Context, kube kubernetes.Interface, ns, selector string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err == nil && len(pods.Items) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			n := 0
+			if pods != nil {
+				n = len(pods.Items)
+			}
+			return fmt.Errorf("%d pods %s still there after %s (last error: %v)", n, selector, timeout, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// entered counts every event that entered the queue: waiting, being
+// claimed, in flight, dead or acked.
+func entered(s queue.Stats) int64 {
+	return s.Pending + s.Processing + s.Claiming + s.Dead + s.Counters["acked"]
+}
+
+// libraryLog sends a library's log lines (go-redis) to w: the bed's progress
+// writer, discarded unless -v.
+type libraryLog struct{ w io.Writer }
+
+func (l libraryLog) Printf(_ context.Context, format string, v ...any) {
+	fmt.Fprintf(l.w, "[go-redis] "+format+"\n", v...)
 }
 
 // watch prints one line a second: queue lengths, Jobs by state, and the Jobs
 // that appeared or finished since the last line. It returns the run as a
 // timeline when ctx ends, or a few seconds after the last event was
-// processed when exitWhenDone.
-func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, namespace string, limit int, exitWhenDone bool) timeline.Timeline {
-	fmt.Printf("\n%-6s %7s %10s %4s | %6s %6s %6s %6s | %s\n", "time", "pending", "processing", "dead", "jobs", "active", "done", "failed", "changes")
+// processed when exitWhenDone. The run has limit events from the demo's
+// publisher plus before, those the queue held before it started; it is
+// done when all of them are acked or dead and no Job is running.
+func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, namespace string, limit int, before int64, exitWhenDone bool, out io.Writer) (timeline.Timeline, summary) {
+	fmt.Fprintf(out, "\n%-6s %7s %10s %4s | %6s %6s %6s %6s | %s\n", "time", "pending", "processing", "dead", "jobs", "active", "done", "failed", "changes")
 	start := time.Now()
 	tl := timeline.Timeline{Title: fmt.Sprintf("task demo: %d events on the local control plane with KEDA", limit), Start: start}
 	mark := func(label string) { tl.Marks = append(tl.Marks, timeline.Mark{At: time.Since(start), Label: label}) }
 	var events int64 // events seen in the queue so far (pending, claimed, in flight, dead or acked)
+	var sum summary
+	total := before + int64(limit)
 	seen := map[string]string{}
 	drained := false
 	var drainedAt time.Time
@@ -306,16 +423,16 @@ func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, names
 	for {
 		select {
 		case <-ctx.Done():
-			return tl
+			return tl, sum
 		case <-t.C:
 		}
 		s, serr := q.Stats(ctx)
 		jobs, jerr := kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
 		if ctx.Err() != nil {
-			return tl
+			return tl, sum
 		}
 		if err := errors.Join(serr, jerr); err != nil {
-			fmt.Printf("%-6s %v\n", since(start), err)
+			fmt.Fprintf(out, "%-6s %v\n", since(start), err)
 			continue
 		}
 		var changes []string
@@ -350,9 +467,9 @@ func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, names
 		if len(line) > 70 {
 			line = line[:67] + "..."
 		}
-		fmt.Printf("%-6s %7d %10d %4d | %6d %6d %6d %6d | %s\n", since(start), s.Pending, s.Processing, s.Dead,
+		fmt.Fprintf(out, "%-6s %7d %10d %4d | %6d %6d %6d %6d | %s\n", since(start), s.Pending, s.Processing, s.Dead,
 			len(seen), active, done, failed, line)
-		if n := s.Pending + s.Processing + s.Claiming + s.Dead + s.Counters["acked"]; n > events {
+		if n := entered(s); n > events {
 			mark(fmt.Sprintf("+%d events", n-events))
 			events = n
 		}
@@ -361,17 +478,22 @@ func watch(ctx context.Context, kube kubernetes.Interface, q *queue.Queue, names
 		}
 		tl.Samples = append(tl.Samples, timeline.Sample{At: time.Since(start), Pending: s.Pending, Processing: s.Processing, Dead: s.Dead,
 			ActiveJobs: active, CompletedJobs: done, FailedJobs: failed})
-		if limit > 0 && !drained && s.Pending == 0 && s.Processing == 0 && active == 0 && len(seen) >= limit {
+		if limit > 0 && !drained && events >= total && s.Counters["acked"]+s.Dead == events && active == 0 {
 			drained, drainedAt = true, time.Now()
-			mark(fmt.Sprintf("all %d processed", limit))
+			sum = summary{drained: true, events: events, jobs: int64(len(seen))}
+			mark(fmt.Sprintf("all %d processed", events))
+			line := fmt.Sprintf("all %d events processed by %d Jobs", events, len(seen))
+			if s.Dead > 0 {
+				line += fmt.Sprintf(" (%d of them dead-lettered)", s.Dead)
+			}
 			if exitWhenDone {
-				fmt.Printf("all %d events processed by %d Jobs\n", limit, len(seen))
+				fmt.Fprintln(out, line)
 			} else {
-				fmt.Printf("all %d events processed by %d Jobs; Ctrl-C to stop and tear down\n", limit, len(seen))
+				fmt.Fprintln(out, line+"; Ctrl-C to stop and tear down")
 			}
 		}
 		if exitWhenDone && drained && time.Since(drainedAt) >= 3*time.Second {
-			return tl
+			return tl, sum
 		}
 	}
 }

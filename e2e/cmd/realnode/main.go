@@ -49,7 +49,10 @@ func run() error {
 		return err
 	}
 	if *which {
-		line, real := realnode.Which(ctx, e2eDir)
+		line, real, err := realnode.Which(ctx, e2eDir)
+		if err != nil {
+			return err
+		}
 		fmt.Println(line)
 		if !real && os.Getenv("CI") == "true" && os.Getenv("E2E_NODE") != "standin" {
 			return fmt.Errorf("CI must run the real node")
@@ -57,14 +60,18 @@ func run() error {
 		return nil
 	}
 	if !realnode.InSandbox() {
-		if ok, reason := realnode.Available(); !ok {
-			return fmt.Errorf("this machine cannot run the real node: %s", reason)
-		}
-		bin, err := cluster.BuildControlPlane(ctx, e2eDir, os.Stderr)
+		ok, reason, err := realnode.Choose()
 		if err != nil {
 			return err
 		}
-		nodeDir, err := realnode.Build(ctx, e2eDir, os.Stderr)
+		if !ok {
+			return fmt.Errorf("this machine cannot run the real node: %s", reason)
+		}
+		nodeDir, err := realnode.Build(ctx, e2eDir, os.Stderr) // builds the bed too
+		if err != nil {
+			return err
+		}
+		bin, err := cluster.BuildControlPlane(ctx, e2eDir, os.Stderr)
 		if err != nil {
 			return err
 		}

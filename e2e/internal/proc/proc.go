@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -135,4 +137,83 @@ func OpenLog(path string) (*os.File, error) {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	return f, nil
+}
+
+// Group starts named processes with their output in <LogDir>/<name>.log,
+// keeps them in start order and stops them: the one starter of the bed's
+// control plane (package cluster) and of the real node (package realnode).
+type Group struct {
+	What   string // "cluster", "node": for the message of a start after Close
+	LogDir string
+	Dir    string // working directory of every process
+
+	mu     sync.Mutex
+	procs  []*Process
+	files  []*os.File
+	closed bool
+}
+
+// Start starts path with args (env nil: the parent's environment) as name,
+// its stdout and stderr in LogDir/<name>.log. It fails once Close was called.
+func (g *Group) Start(name, path string, env []string, args ...string) (*Process, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, fmt.Errorf("start %s: %s stopped", name, g.What)
+	}
+	f, err := OpenLog(filepath.Join(g.LogDir, name+".log"))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	g.files = append(g.files, f)
+	p, err := Start(Spec{Name: name, Path: path, Args: args, Env: env, Dir: g.Dir, Stdout: f, Stderr: f})
+	if err != nil {
+		return nil, err
+	}
+	g.procs = append(g.procs, p)
+	return p, nil
+}
+
+// Procs returns the processes started so far, in start order.
+func (g *Group) Procs() []*Process {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]*Process(nil), g.procs...)
+}
+
+// Close ends the group: no more Start. It returns the processes in start
+// order, and false when the group was already closed (a second Stop).
+func (g *Group) Close() ([]*Process, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, false
+	}
+	g.closed = true
+	return g.procs, true
+}
+
+// StopReverse stops procs in reverse start order (SIGTERM to the group,
+// grace, SIGKILL), skipping those keep names: the caller stops them later.
+func StopReverse(procs []*Process, grace time.Duration, keep ...string) error {
+	var errs []error
+	for i := len(procs) - 1; i >= 0; i-- {
+		if slices.Contains(keep, procs[i].Name) {
+			continue
+		}
+		if err := procs[i].Stop(grace); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CloseLogs closes the processes' log files (after they stopped).
+func (g *Group) CloseLogs() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, f := range g.files {
+		_ = f.Close()
+	}
+	g.files = nil
 }

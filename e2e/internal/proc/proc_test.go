@@ -61,3 +61,54 @@ func TestExitCode(t *testing.T) {
 		t.Fatalf("exit code %d", p.ExitCode())
 	}
 }
+
+// TestGroup: each process logs to LogDir/<name>.log; StopReverse stops all
+// but the kept ones, in reverse order; Close ends the group once.
+func TestGroup(t *testing.T) {
+	dir := t.TempDir()
+	g := &Group{What: "cluster", LogDir: dir, Dir: dir}
+	order := filepath.Join(dir, "order")
+	var started []*Process
+	for _, name := range []string{"first", "second", "third"} {
+		// Each writes its name to its log, then on SIGTERM appends it to order.
+		p, err := g.Start(name, "/bin/sh", nil, "-c", "echo "+name+"; pwd; trap 'echo "+name+" >> order; exit 0' TERM; while :; do sleep 0.05; done")
+		if err != nil {
+			t.Fatal(err)
+		}
+		started = append(started, p)
+	}
+	if got := g.Procs(); len(got) != 3 || got[0] != started[0] || got[2] != started[2] {
+		t.Fatalf("Procs: %v", got)
+	}
+	for _, name := range []string{"first", "second", "third"} { // the trap is set once the log has both lines
+		for {
+			if b, _ := os.ReadFile(filepath.Join(dir, name+".log")); string(b) == name+"\n"+dir+"\n" {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	procs, first := g.Close()
+	if !first || len(procs) != 3 {
+		t.Fatalf("Close: %d procs, first %v", len(procs), first)
+	}
+	if _, again := g.Close(); again {
+		t.Error("a second Close reported first")
+	}
+	if _, err := g.Start("late", "/bin/sh", nil, "-c", "true"); err == nil || err.Error() != "start late: cluster stopped" {
+		t.Errorf("Start after Close: %v", err)
+	}
+	if err := StopReverse(procs, 10*time.Second, "first"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(order); string(b) != "third\nsecond\n" {
+		t.Errorf("stop order %q, want third then second (first kept)", b)
+	}
+	if procs[0].Exited() {
+		t.Error("the kept process was stopped")
+	}
+	if err := StopReverse(procs[:1], 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	g.CloseLogs()
+}
