@@ -71,7 +71,7 @@ fi
 log "missing: ${missing[*]}"
 # Measured here, cold (empty Go build cache, modules already downloaded), 2
 # cores with other work on the machine: see e2e/README.md "Measured".
-log "a cold build takes ~11 min on 2 cores (kube ~9 min and keda-operator ~9 min side by side, then etcd, coredns, pause); later runs reuse $bin"
+log "a cold build takes ~15 min on an idle 2-core machine (measured: ~1,810 CPU seconds; kube and keda-operator side by side, then etcd, coredns, pause), longer on a busy one; later runs reuse $bin"
 
 # build <tools-module-dir> <package> <output-name> <ldflags> [env...]
 build() {

@@ -1,7 +1,7 @@
 // Command demo is `task demo`: redis-keda on a real Kubernetes control plane
 // with the real KEDA operator, on this machine, without Docker.
 //
-// It builds the test bed the first time (measured cold: ~14 min on an idle
+// It builds the test bed the first time (measured cold: ~18 min on an idle
 // 2-core machine to the first table line; each build step prints its
 // progress and time) and picks the node like the tests do (one "node: ..."
 // line says which):
@@ -104,7 +104,7 @@ func run() error {
 	}
 	if ok {
 		fmt.Fprintln(os.Stderr, "demo: building what is missing: the bed's binaries, the node's images, the project image from the Dockerfile")
-		fmt.Fprintln(os.Stderr, "      (measured cold on 2 cores: binaries ~11 min CPU-bound, the images side by side; warm: ~15 s, the project image only)")
+		fmt.Fprintln(os.Stderr, "      (measured cold: ~15 min of compiling on an idle 2-core machine, ~1,810 CPU seconds, the images side by side; warm: 6-9 s, the project image only)")
 		buildStart := time.Now()
 		nodeDir, err := realnode.Build(ctx, e2eDir, os.Stderr) // builds the bed too, side by side with the images
 		if err != nil {
@@ -127,7 +127,7 @@ func run() error {
 	}
 	fmt.Printf("node: stand-in (%s)\n", reason)
 	if *binDir == "" {
-		fmt.Fprintln(os.Stderr, "demo: building the local test bed if needed (measured cold: ~11 min on 2 cores, each step timed below; cached after)")
+		fmt.Fprintln(os.Stderr, "demo: building the local test bed if needed (measured cold: ~15 min on an idle 2-core machine, each step timed below; cached after)")
 		if *binDir, err = cluster.BuildControlPlane(ctx, e2eDir, os.Stderr); err != nil {
 			return err
 		}
@@ -220,7 +220,7 @@ func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSet
 	}
 	start := time.Now()
 	step := func(what string) { fmt.Fprintf(os.Stderr, "demo: +%ds %s\n", int(time.Since(start).Seconds()), what) }
-	fmt.Fprintln(os.Stderr, "demo: starting etcd, kube-apiserver, controller-manager, scheduler, then the node: containerd, kubelet, kube-proxy, CoreDNS, KEDA (measured warm: ~30 s to the first line) ...")
+	fmt.Fprintln(os.Stderr, "demo: starting etcd, kube-apiserver, controller-manager, scheduler, then the node: containerd, kubelet, kube-proxy, CoreDNS, KEDA (measured: 35-70 s to the first line) ...")
 	c, err := cluster.Start(ctx, cluster.Options{BinDir: binDir, Log: log, NodeIP: realnode.NodeIP, KEDAInCluster: true})
 	if err != nil {
 		return err
@@ -257,6 +257,11 @@ func runReal(ctx context.Context, root, binDir, nodeDir string, pub publisherSet
 	fmt.Fprintln(os.Stderr, "demo: publisher: scale to 0, the demo's settings, wait for the in-cluster Redis, scale to 1")
 	if out, err := c.Kubectl(ctx, "-n", ns, "scale", "deployment/redis-keda-publisher", "--replicas=0"); err != nil {
 		return fmt.Errorf("stop dev's publisher: %w\n%s", err, out)
+	}
+	// Its grace period would let it publish on for up to 30 s (measured: 6
+	// events, and the wait for it held the table back 30 s): gone now.
+	if out, err := c.Kubectl(ctx, "-n", ns, "delete", "pod", "-l", "app.kubernetes.io/component=publisher", "--grace-period=0", "--force", "--wait=false"); err != nil {
+		return fmt.Errorf("stop dev's publisher pod: %w\n%s", err, out)
 	}
 	if out, err := c.Kubectl(ctx, "-n", ns, "set", "env", "deployment/redis-keda-publisher",
 		fmt.Sprintf("BATCH_SIZE=%d", pub.batch), fmt.Sprintf("PUBLISH_INTERVAL=%s", pub.interval),

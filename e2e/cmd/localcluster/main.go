@@ -2,7 +2,7 @@
 // Ctrl-C (SIGINT) or SIGTERM, then tears everything down:
 //
 //   - builds the control-plane binaries if missing (e2e/build.sh; a cold
-//     build takes ~11 min on an idle 2-core machine, each step timed),
+//     build takes ~15 min on an idle 2-core machine, each step timed),
 //   - builds the project's binaries (default ./jobs and ./publisher of the
 //     repository root) for the node stand-in,
 //   - starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
