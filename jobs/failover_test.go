@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/redis-keda/redis-keda/internal/config"
 	"github.com/redis-keda/redis-keda/internal/redistest"
+	"github.com/redis-keda/redis-keda/internal/testbin"
 	"github.com/redis-keda/redis-keda/queue"
 )
 
@@ -556,9 +555,9 @@ func decodeEntry(entry string) (queue.Event, error) {
 // would dominate them (the other tests run the race build).
 func buildPlainJobs(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "jobs")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build jobs: %v\n%s", err, out)
+	bin, err := testbin.Build(t.TempDir(), "jobs", ".")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,27 +17,14 @@ import (
 	"time"
 
 	"github.com/redis-keda/redis-keda/internal/redistest"
+	"github.com/redis-keda/redis-keda/internal/testbin"
 	"github.com/redis-keda/redis-keda/queue"
 )
 
 // jobsBin is the real jobs binary, built once for these tests.
 var jobsBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "jobs-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	jobsBin = filepath.Join(dir, "jobs")
-	if out, err := exec.Command("go", "build", "-race", "-o", jobsBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build jobs: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, "jobs", ".", &jobsBin, "-race") }
 
 type fixture struct {
 	srv *redistest.Server

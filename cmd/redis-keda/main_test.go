@@ -9,14 +9,15 @@ import (
 	"testing"
 
 	"github.com/redis-keda/redis-keda/internal/redistest"
+	"github.com/redis-keda/redis-keda/internal/testbin"
 )
 
 // The built binary dispatches to the operator commands and exits with their
 // codes (the in-process behaviour is tested in internal/cli).
 func TestBinaryRunsOperatorCommands(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "redis-keda")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := testbin.Build(t.TempDir(), "redis-keda", ".")
+	if err != nil {
+		t.Fatal(err)
 	}
 	srv := redistest.Start(t)
 	for _, tc := range []struct {
@@ -68,8 +69,8 @@ func TestProgramsAnswerHelpWithoutTouchingRedis(t *testing.T) {
 		"redis-keda": ".", "jobs-bin": "../../jobs", "publisher-bin": "../../publisher",
 	}
 	for name, pkg := range bins {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		if _, err := testbin.Build(dir, name, pkg); err != nil {
+			t.Fatal(err)
 		}
 	}
 	for _, link := range []string{"jobs", "publisher"} {

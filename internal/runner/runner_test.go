@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/redis-keda/redis-keda/internal/redistest"
+	"github.com/redis-keda/redis-keda/internal/testbin"
 	"github.com/redis-keda/redis-keda/queue"
 )
 
@@ -26,21 +27,7 @@ import (
 // redis-server.
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "runner-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "redis-keda")
-	if out, err := exec.Command("go", "build", "-race", "-o", bin, "../../cmd/redis-keda").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build redis-keda: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, "redis-keda", "../../cmd/redis-keda", &bin, "-race") }
 
 type fixture struct {
 	srv *redistest.Server
