@@ -1,0 +1,248 @@
+// The finish path: heartbeat a delivery's lease, then end it exactly once with
+// Ack, Nack (retry or dead), Release (shutdown) or Bury (dead now). Work, in
+// work.go, drives it.
+
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// heartbeatScript extends a lease that still exists.
+//
+// KEYS[1] leases zset
+// KEYS[2] claim list
+// ARGV[1] claim token
+// ARGV[2] lease duration, ms
+// Output: 1 extended, 0 the delivery is gone (the reaper took the event back).
+var heartbeatScript = redis.NewScript(luaPrelude + `
+if redis.call('LLEN', KEYS[2]) < 2 or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])
+return 1
+`)
+
+// Heartbeat extends the delivery's lease by LeaseDuration from now.
+// ErrLeaseLost means the event is no longer ours.
+func (q *Queue) Heartbeat(ctx context.Context, d *Delivery) error {
+	n, err := heartbeatScript.Run(ctx, q.rdb, []string{q.leases, q.claimPrefix + d.Token}, d.Token, q.cfg.LeaseDuration.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("heartbeat event %s: %w", d.Event.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("heartbeat event %s: %w", d.Event.ID, ErrLeaseLost)
+	}
+	return nil
+}
+
+// ackScript removes a finished delivery.
+//
+// KEYS[1] claim list
+// KEYS[2] leases zset
+// KEYS[3] claimed zset
+// KEYS[4] counters hash
+// KEYS[5] finished zset
+// ARGV[1] claim token
+// ARGV[2] ms the finished marker lives
+// Output: 1 acked, 2 acked already by this token (an earlier reply was
+// lost), 0 the delivery was not in flight (lease lost).
+var ackScript = redis.NewScript(luaPrelude + `
+if redis.call('LLEN', KEYS[1]) < 2 then
+  if finished(KEYS[5], ARGV[1] .. ':acked') then return 2 end
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HINCRBY', KEYS[4], 'acked', 1)
+mark_finished(KEYS[5], ARGV[1] .. ':acked', ARGV[2])
+return 1
+`)
+
+// defaultFinishTTL is how long Ack, Nack and Release remember a finished
+// delivery, so that calling one again after a lost reply (within that time)
+// succeeds instead of reporting ErrLeaseLost. Work uses its own retry bound.
+const defaultFinishTTL = 2 * time.Minute
+
+// Ack marks the delivery done. Acking it again (an earlier Ack's reply was
+// lost) succeeds. ErrLeaseLost means the reaper had already given the event
+// back: it will be processed again, a duplicate.
+func (q *Queue) Ack(ctx context.Context, d *Delivery) error {
+	err := q.ack(ctx, d, defaultFinishTTL)
+	if errors.Is(err, errFinished) {
+		return nil
+	}
+	return err
+}
+
+// ack is Ack with the finished marker's lifetime; errFinished means an
+// earlier run of the same ack did it.
+func (q *Queue) ack(ctx context.Context, d *Delivery, ttl time.Duration) error {
+	n, err := ackScript.Run(ctx, q.rdb, []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.counters, q.finished},
+		d.Token, ttl.Milliseconds()).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("ack event %s: %w", d.Event.ID, err)
+	case n == 0:
+		return fmt.Errorf("ack event %s: %w", d.Event.ID, ErrLeaseLost)
+	case n == 2:
+		return fmt.Errorf("ack event %s: %w", d.Event.ID, errFinished)
+	}
+	return nil
+}
+
+// requeueScript finishes a delivery without acking it: back to the pending
+// list in an envelope (the payload unchanged inside), or to the dead list.
+//
+// KEYS[1] claim list
+// KEYS[2] leases zset
+// KEYS[3] claimed zset
+// KEYS[4] pending list
+// KEYS[5] dead list
+// KEYS[6] counters hash
+// KEYS[7] finished zset
+// ARGV[1] claim token
+// ARGV[2] "back" (LPUSH: after the others), "front" (RPUSH: next), "dead"
+// ARGV[3] deliveries to record in the envelope
+// ARGV[4] dead letter (for "dead")
+// ARGV[5] counter to increment (it also names the finished marker)
+// ARGV[6] ms the finished marker lives
+// Output: 1 moved, 2 moved already by this token (an earlier reply was lost),
+// 0 the delivery was not in flight (lease lost).
+var requeueScript = redis.NewScript(luaPrelude + `
+if redis.call('LLEN', KEYS[1]) < 2 then
+  if finished(KEYS[7], ARGV[1] .. ':' .. ARGV[5]) then return 2 end
+  return 0
+end
+if ARGV[2] == 'dead' then
+  redis.call('LPUSH', KEYS[5], ARGV[4])
+else
+  local h = cjson.decode(redis.call('LINDEX', KEYS[1], 0))
+  local e = redis.call('LINDEX', KEYS[1], 1)
+  local attempts = tonumber(ARGV[3])
+  local out
+  if attempts == 0 and not h.assigned then
+    out = e -- released on its first delivery: the entry exactly as it came
+  else
+    local nh = {attempts = attempts}
+    if h.assigned then nh.id = h.id; nh.assigned = true end
+    out = envelope(nh, string.sub(e, h.off + 1))
+  end
+  if ARGV[2] == 'front' then
+    redis.call('RPUSH', KEYS[4], out)
+  else
+    redis.call('LPUSH', KEYS[4], out)
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HINCRBY', KEYS[6], ARGV[5], 1)
+mark_finished(KEYS[7], ARGV[1] .. ':' .. ARGV[5], ARGV[6])
+return 1
+`)
+
+// requeue runs requeueScript: moved is false when the delivery was not in
+// flight; errFinished when an earlier run with the same counter did it.
+func (q *Queue) requeue(ctx context.Context, d *Delivery, where string, attempts int, record []byte, counter string, ttl time.Duration) (bool, error) {
+	keys := []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.pending, q.dead, q.counters, q.finished}
+	n, err := requeueScript.Run(ctx, q.rdb, keys, d.Token, where, attempts, record, counter, ttl.Milliseconds()).Int()
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("%s event %s: %w", counter, d.Event.ID, err)
+	case n == 2:
+		return true, fmt.Errorf("%s event %s: %w", counter, d.Event.ID, errFinished)
+	}
+	return n == 1, nil
+}
+
+// Nack gives up this delivery because processing failed with reason: the
+// event goes to the back of the pending list, or to the dead-letter list when
+// this was its MaxAttempts-th delivery. dead reports which. Nacking it again
+// (an earlier Nack's reply was lost) succeeds. ErrLeaseLost means the event
+// was no longer ours.
+func (q *Queue) Nack(ctx context.Context, d *Delivery, reason string) (dead bool, err error) {
+	dead, err = q.nack(ctx, d, reason, defaultFinishTTL)
+	if errors.Is(err, errFinished) {
+		return dead, nil
+	}
+	return dead, err
+}
+
+// nack is Nack with the finished marker's lifetime; with errFinished, dead
+// still says where the earlier run put the event.
+func (q *Queue) nack(ctx context.Context, d *Delivery, reason string, ttl time.Duration) (dead bool, err error) {
+	var moved bool
+	if d.Attempt >= q.cfg.MaxAttempts {
+		rec := deadRecord(d.Event.ID, fmt.Sprintf("failed on attempt %d of %d (MAX_ATTEMPTS): %s", d.Attempt, q.cfg.MaxAttempts, reason),
+			d.Attempt, []byte(d.payload))
+		moved, err = q.requeue(ctx, d, "dead", d.Attempt, rec, "dead", ttl)
+		dead = true
+	} else {
+		moved, err = q.requeue(ctx, d, "back", d.Attempt, nil, "retried", ttl)
+	}
+	switch {
+	case errors.Is(err, errFinished):
+		return dead, err
+	case err != nil:
+		return false, err
+	case !moved:
+		return false, fmt.Errorf("nack event %s: %w", d.Event.ID, ErrLeaseLost)
+	}
+	return dead, nil
+}
+
+// Release hands the event back unprocessed, at the front of the pending list,
+// without counting the delivery as an attempt: for a consumer that is shutting
+// down (SIGTERM). Releasing it again (an earlier Release's reply was lost)
+// succeeds. ErrLeaseLost means the event was no longer ours.
+func (q *Queue) Release(ctx context.Context, d *Delivery) error {
+	err := q.release(ctx, d, defaultFinishTTL)
+	if errors.Is(err, errFinished) {
+		return nil
+	}
+	return err
+}
+
+func (q *Queue) release(ctx context.Context, d *Delivery, ttl time.Duration) error {
+	moved, err := q.requeue(ctx, d, "front", d.Attempt-1, nil, "released", ttl)
+	if err != nil {
+		return err
+	}
+	if !moved {
+		return fmt.Errorf("release event %s: %w", d.Event.ID, ErrLeaseLost)
+	}
+	return nil
+}
+
+// Bury dead-letters the delivery now, whatever its attempt, with reason:
+// for an event that can never succeed. ErrLeaseLost means the event was no
+// longer ours.
+func (q *Queue) Bury(ctx context.Context, d *Delivery, reason string) error {
+	err := q.bury(ctx, d, reason, defaultFinishTTL)
+	if errors.Is(err, errFinished) {
+		return nil // an earlier Bury's reply was lost; it did bury
+	}
+	return err
+}
+
+// bury is Bury with the finished marker's lifetime (errFinished: an earlier
+// run did it).
+func (q *Queue) bury(ctx context.Context, d *Delivery, reason string, ttl time.Duration) error {
+	rec := deadRecord(d.Event.ID, fmt.Sprintf("failed on attempt %d of %d, not retried: %s", d.Attempt, q.cfg.MaxAttempts, reason),
+		d.Attempt, []byte(d.payload))
+	moved, err := q.requeue(ctx, d, "dead", d.Attempt, rec, "dead", ttl)
+	if err != nil {
+		return err
+	}
+	if !moved {
+		return fmt.Errorf("dead-letter event %s: %w", d.Event.ID, ErrLeaseLost)
+	}
+	return nil
+}
