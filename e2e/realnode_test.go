@@ -827,6 +827,33 @@ func (w *podWatch) readLogs(ctx context.Context, pod, container string) {
 	w.pending--
 }
 
+// followLogs streams a running pod's container log until the container
+// ends, and then sends its JSON lines. For a pod about to be deleted: once
+// it is gone its log may be gone too, before readLogs (run when the
+// container's termination is seen) asks for it.
+func (w *podWatch) followLogs(ctx context.Context, pod, container string) <-chan []map[string]any {
+	out := make(chan []map[string]any, 1)
+	w.fetching.Add(1)
+	go func() {
+		defer w.fetching.Done()
+		var lines []map[string]any
+		rc, err := w.kube.CoreV1().Pods(w.ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: true}).Stream(ctx)
+		if err == nil {
+			sc := bufio.NewScanner(rc)
+			sc.Buffer(make([]byte, 64<<10), 16<<20)
+			for sc.Scan() {
+				var m map[string]any
+				if json.Unmarshal(sc.Bytes(), &m) == nil {
+					lines = append(lines, m)
+				}
+			}
+			rc.Close()
+		}
+		out <- lines
+	}()
+	return out
+}
+
 func (w *podWatch) logsPending() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()

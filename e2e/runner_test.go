@@ -205,21 +205,33 @@ func testRunnerTimeLimit(ctx context.Context, t *testing.T, b *realBed) {
 func testRunnerPodDeleted(ctx context.Context, t *testing.T, b *realBed) {
 	const id = "hold-1"
 	t0 := b.publishDo(ctx, t, fmt.Sprintf(`{"id":%q,"do":"hold","until":%d}`, id, time.Now().Add(35*time.Second).Unix()))
-	var victim string
+	var victim, container string
 	waitFor(ctx, t, id+" in flight in a running pod", time.Minute, func() bool {
 		if p := b.w.podClaiming(ctx, b, id); p != nil {
-			victim = p.Name
+			victim, container = p.Name, p.Spec.Containers[0].Name
 		}
 		return victim != ""
 	})
+	// Follow the victim's log from now on: a deleted pod's log can be gone
+	// by the time its container's end is seen (seen once in CI: no lines).
+	followed := b.w.followLogs(ctx, victim, container)
 	time.Sleep(2 * time.Second) // the program has set its trap
 	if err := b.kube.CoreV1().Pods(devNS).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(ctx, t, id+" acked by another Job", 3*time.Minute, func() bool { return b.w.ackOf(id) != nil })
 	b.settle(ctx, t, t0)
+	var lines []map[string]any
+	select {
+	case lines = <-followed:
+	case <-ctx.Done():
+		t.Fatalf("the deleted pod's log stream did not end: %v", ctx.Err())
+	}
+	if len(lines) == 0 {
+		lines = b.w.logLinesOfPod(victim)
+	}
 	var first []string // the program's lines and the runner's outcome (dev logs at debug: skip the rest)
-	for _, l := range b.w.logLinesOfPod(victim) {
+	for _, l := range lines {
 		switch {
 		case l["id"] != id:
 		case l["handler"] != nil:
