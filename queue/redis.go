@@ -128,6 +128,17 @@ func redisConfigErr(format string, args ...any) error {
 
 // resolve merges REDIS_ADDR (and its URL) with the explicit variables and
 // checks the result.
+// DefaultUser reports whether the connection authenticates as Redis's
+// default user: no ACL username, from REDIS_USERNAME or the URL. A
+// least-privilege ACL user (the documented ones) may not run CONFIG GET or
+// INFO, and every command it is denied lands in Redis's ACL LOG, which
+// operators watch: optional reads such as Persistence are for the default
+// user only.
+func (c RedisConfig) DefaultUser() bool {
+	t, err := c.resolve()
+	return err == nil && (t.username == "" || t.username == "default")
+}
+
 func (c RedisConfig) resolve() (redisTarget, error) {
 	if c.Mode == "" { // a RedisConfig made in code: the variable's default
 		c.Mode = ModeStandalone

@@ -391,3 +391,26 @@ func TestRedisAddrRedaction(t *testing.T) {
 		}
 	}
 }
+
+// Optional reads (Persistence) are made only as Redis's default user: a
+// least-privilege ACL user would be denied and fill the server's ACL LOG.
+func TestDefaultUser(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{map[string]string{"REDIS_ADDR": "localhost:6379"}, true},
+		{map[string]string{"REDIS_ADDR": "localhost:6379", "REDIS_USERNAME": "default"}, true},
+		{map[string]string{"REDIS_ADDR": "localhost:6379", "REDIS_USERNAME": "redis-keda"}, false},
+		{map[string]string{"REDIS_ADDR": "redis://redis-keda:pw@localhost:6379"}, false},
+		{map[string]string{"REDIS_ADDR": "redis://:pw@localhost:6379"}, true},
+	} {
+		c, err := parseRedisEnv(tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.DefaultUser(); got != tc.want {
+			t.Errorf("%v: DefaultUser() = %v, want %v", tc.env, got, tc.want)
+		}
+	}
+}

@@ -221,7 +221,9 @@ func Run(ctx context.Context, log *zap.Logger, c Config, h Handler) error {
 		}
 		if !checked { // after the claim: pop first, initialise after
 			checked = true
-			warnPersistence(ctx, log, q)
+			if c.Redis.DefaultUser() { // an ACL user's denied read would fill Redis's ACL LOG
+				warnPersistence(ctx, log, q)
+			}
 		}
 
 		start := time.Now()
@@ -303,8 +305,9 @@ func retryBound(c Config, outcome queue.Outcome) time.Duration {
 }
 
 // warnPersistence says, once, what a Redis restart would cost when the
-// server reports weak persistence; where the ACL user may not read it (the
-// documented user may not), it says so at debug level only.
+// server reports weak persistence. Run only as Redis's default user (an ACL
+// user such as the documented one may not read it, and a denied command
+// lands in the ACL LOG); if the read fails anyway it says so at debug level.
 func warnPersistence(ctx context.Context, log *zap.Logger, q *queue.Queue) {
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
