@@ -39,18 +39,9 @@ func TestBinaryRunsOperatorCommands(t *testing.T) {
 	} {
 		cmd := exec.Command(bin, tc.args...)
 		cmd.Env = append(os.Environ(), "REDIS_ADDR="+srv.Addr, "QUEUE=events")
-		var out, errOut strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if code != tc.code || !strings.HasPrefix(out.String(), tc.stdout) || !strings.HasPrefix(errOut.String(), tc.stderr) {
-			t.Errorf("redis-keda %q: exit %d\nstdout %q\nstderr %q", tc.args, code, out.String(), errOut.String())
+		out, errOut, code := runCmd(t, cmd)
+		if code != tc.code || !strings.HasPrefix(out, tc.stdout) || !strings.HasPrefix(errOut, tc.stderr) {
+			t.Errorf("redis-keda %q: exit %d\nstdout %q\nstderr %q", tc.args, code, out, errOut)
 		}
 	}
 }
@@ -109,21 +100,12 @@ func TestProgramsAnswerHelpWithoutTouchingRedis(t *testing.T) {
 		cmd := exec.Command(filepath.Join(dir, tc.bin), tc.args...)
 		cmd.Env = append(os.Environ(), "REDIS_ADDR="+srv.Addr, "QUEUE=events", "CLAIM_TIMEOUT=1s",
 			"BATCH_SIZE=5", "HTTP_ADDR=127.0.0.1:0", "REAP_INTERVAL=1s")
-		var out, errOut strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
+		out, errOut, code := runCmd(t, cmd)
+		if code != tc.code || !strings.HasPrefix(out, tc.stdout) || errOut != tc.stderr {
+			t.Errorf("%s %q: exit %d\nstdout %q\nstderr %q", tc.bin, tc.args, code, out, errOut)
 		}
-		if code != tc.code || !strings.HasPrefix(out.String(), tc.stdout) || errOut.String() != tc.stderr {
-			t.Errorf("%s %q: exit %d\nstdout %q\nstderr %q", tc.bin, tc.args, code, out.String(), errOut.String())
-		}
-		if tc.code == 0 && !strings.Contains(out.String(), "\n  REDIS_ADDR                  localhost:6379\n") {
-			t.Errorf("%s %q: the help does not list REDIS_ADDR and its default:\n%s", tc.bin, tc.args, out.String())
+		if tc.code == 0 && !strings.Contains(out, "\n  REDIS_ADDR                  localhost:6379\n") {
+			t.Errorf("%s %q: the help does not list REDIS_ADDR and its default:\n%s", tc.bin, tc.args, out)
 		}
 		keys := srv.Do("KEYS", "*").([]any)
 		pending := srv.Do("LRANGE", "events", 0, -1).([]any)
@@ -131,4 +113,21 @@ func TestProgramsAnswerHelpWithoutTouchingRedis(t *testing.T) {
 			t.Fatalf("after %s %q: keys %q, pending %q; want only the event %q, untouched", tc.bin, tc.args, keys, pending, event)
 		}
 	}
+}
+
+// runCmd runs cmd and returns its stdout, stderr and exit code; an error
+// other than a non-zero exit fails the test.
+func runCmd(t *testing.T, cmd *exec.Cmd) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
 }
