@@ -122,6 +122,7 @@ type Queue struct {
 	closer io.Closer // the client Open made, nil for New
 
 	pending, leases, claimed, dead, counters, finished, claimPrefix string
+	scheduled                                                       string
 }
 
 // New returns the queue named by cfg on rdb.
@@ -140,6 +141,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Queue, error) {
 		counters:    countersKey(n),
 		finished:    finishedKey(n),
 		claimPrefix: claimPrefix(n),
+		scheduled:   scheduledKey(n),
 	}, nil
 }
 

@@ -9,6 +9,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -301,4 +302,57 @@ func (c Config) Backoff(attempt int) time.Duration {
 		d = float64(c.RetryMax)
 	}
 	return time.Duration(d - rand.Float64()*c.RetryJitter*d)
+}
+
+// RetryAfterError is a handler's verdict "retry, but not before Delay"
+// (wrap it, or return it from RetryAfter): the attempt counts as any
+// failure does (dead-lettered with Err's text on the MAX_ATTEMPTS-th), and
+// the retry waits Delay in the scheduled set instead of the retry
+// schedule's delay.
+type RetryAfterError struct {
+	Delay time.Duration
+	Err   error // why it failed: the dead letter's reason on the last attempt
+}
+
+func (e *RetryAfterError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("retry after %s", e.Delay)
+	}
+	return fmt.Sprintf("retry after %s: %v", e.Delay, e.Err)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter returns the verdict "err; retry after d" (d < 0 counts as 0).
+func RetryAfter(d time.Duration, err error) error {
+	return &RetryAfterError{Delay: max(d, 0), Err: err}
+}
+
+// SnoozeError is a handler's verdict "not now: run me again after Delay"
+// (River's JobSnooze): the event waits Delay in the scheduled set and the
+// delivery does not count as an attempt. Return it from Snooze.
+type SnoozeError struct {
+	Delay time.Duration
+}
+
+func (e *SnoozeError) Error() string { return fmt.Sprintf("snoozed for %s", e.Delay) }
+
+// Snooze returns the verdict "run again after d, not counted" (d < 0 counts
+// as 0).
+func Snooze(d time.Duration) error { return &SnoozeError{Delay: max(d, 0)} }
+
+// retryDelay is the delay a handler's error asks for, -1 for the schedule's.
+func retryDelay(err error) time.Duration {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return max(ra.Delay, 0)
+	}
+	return -1
+}
+
+// snoozeDelay is a *SnoozeError's delay within err.
+func snoozeDelay(err error) time.Duration {
+	var se *SnoozeError
+	errors.As(err, &se)
+	return max(se.Delay, 0)
 }
