@@ -541,3 +541,34 @@ func (q *Queue) RedriveScheduledAll(ctx context.Context) (int, error) {
 		}
 	}
 }
+
+// RunMover moves due scheduled events until ctx ends: a MoveDue at once,
+// then again after every (at most) or at the next due time the last run saw,
+// whichever comes first; so an event is pending within about every of its
+// due time, or at once when it was already known at the previous run. each,
+// if set, sees every run's result (err non-nil when the run failed; the
+// next is tried after every). While no mover runs, due events wait in the
+// scheduled set: nothing is lost.
+func (q *Queue) RunMover(ctx context.Context, every time.Duration, each func(MoveResult, error)) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next := every
+		res, err := q.MoveDue(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil && res.Next >= 0 && res.Next < next {
+			next = res.Next
+		}
+		if each != nil {
+			each(res, err)
+		}
+		t.Reset(next)
+	}
+}
