@@ -9,7 +9,11 @@
 //	lease     push the delivery header into the claim list, lease it
 //	heartbeat                                extends the lease
 //	ack       claim list, lease           -> gone
-//	nack      claim list                  -> pending (back), or dead after MAX_ATTEMPTS
+//	nack      claim list                  -> scheduled (due after the retry schedule's delay),
+//	                                         or dead after MAX_ATTEMPTS
+//	snooze    claim list                  -> scheduled (not an attempt)
+//	move      scheduled, once due         -> pending (back; the mover, schedule.go)
+//	publish later (PublishAt/PublishIn)   -> scheduled
 //	release   claim list                  -> pending (front; shutdown, not an attempt)
 //	reap      claim lists past deadline   -> pending (front) or dead
 //
@@ -20,7 +24,8 @@
 //
 // Where each step lives: queue.go (configuration, publish, stats), claim.go
 // (register, BRPOPLPUSH, lease), finish.go (heartbeat, ack, nack, release,
-// bury), work.go (Work: a handler between claim and finish), retry.go (which
+// bury), schedule.go (the scheduled set, the mover, the retry schedule),
+// work.go (Work: a handler between claim and finish), retry.go (which
 // Redis errors are retried, and how), reap.go (expired leases), admin.go
 // (operator reads and moves), keys.go and envelope.go (names and formats).
 package queue
