@@ -287,6 +287,9 @@ type Stats struct {
 	// those entries after their deadline).
 	Claiming int64 `json:"claiming"`
 	Dead     int64 `json:"dead"`
+	// Scheduled counts events waiting for their due time (retries,
+	// delayed events) in the scheduled set.
+	Scheduled int64 `json:"scheduled"`
 	// OldestInFlight is how long the oldest leased delivery has been in
 	// flight (0 when none).
 	OldestInFlight time.Duration `json:"oldest_in_flight"`
@@ -305,13 +308,14 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	leases := pipe.ZCard(ctx, q.leases)
 	claimed := pipe.ZCard(ctx, q.claimed)
 	dead := pipe.LLen(ctx, q.dead)
+	scheduled := pipe.ZCard(ctx, q.scheduled)
 	oldest := pipe.ZRangeWithScores(ctx, q.claimed, 0, 0)
 	now := pipe.Time(ctx)
 	counters := pipe.HGetAll(ctx, q.counters)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return s, fmt.Errorf("read queue stats: %w", err)
 	}
-	s.Pending, s.Processing, s.Dead = pending.Val(), claimed.Val(), dead.Val()
+	s.Pending, s.Processing, s.Dead, s.Scheduled = pending.Val(), claimed.Val(), dead.Val(), scheduled.Val()
 	s.Claiming = max(leases.Val()-claimed.Val(), 0)
 	if o := oldest.Val(); len(o) == 1 {
 		s.OldestInFlight = max(now.Val().Sub(time.UnixMilli(int64(o[0].Score))), 0)

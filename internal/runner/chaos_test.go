@@ -80,7 +80,7 @@ echo "$REDIS_KEDA_EVENT_ID" >> "$OUT/done"`
 	var bg sync.WaitGroup
 	bctx, cancel := context.WithCancel(ctx)
 	bg.Go(func() { q.RunMover(bctx, 100*time.Millisecond, nil) }) // the publisher's mover loop
-	bg.Go(func() {                                                  // the reaper
+	bg.Go(func() {                                                // the reaper
 		for {
 			select {
 			case <-stop:
