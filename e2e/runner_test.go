@@ -336,8 +336,8 @@ func testRunnerOOM(ctx context.Context, t *testing.T, b *realBed) {
 func e2eRetryDelay(k int) time.Duration { return min(2*time.Second<<(k-1), 8*time.Second) }
 
 // checkRetrySpacing: each retry of id started no earlier than its nack
-// (the runner's "retried" line for attempt k, written after the nack) plus
-// the schedule's delay, and the Job that ran attempt k+1 was created within
+// (the runner's "retried" line for attempt k, written just after the nack)
+// plus the schedule's delay, and the Job that ran attempt k+1 was created within
 // the delay + MOVE_INTERVAL (500ms) + pollingInterval (2s) + a pod start's
 // slack (15 s) of the nack. It logs expected and measured gaps.
 func checkRetrySpacing(t *testing.T, b *realBed, t0 time.Time, id string, attempts int) {
@@ -375,8 +375,13 @@ func checkRetrySpacing(t *testing.T, b *realBed, t0 time.Time, id string, attemp
 		}
 		want := e2eRetryDelay(k)
 		startGap, jobGap := next.started.Sub(prev.nacked), next.created.Sub(prev.nacked)
-		// Log times have ms precision: allow 1 ms each way.
-		if startGap < want-2*time.Millisecond {
+		// The "retried" line is written after the nack ran (its reply, the
+		// log write: 16 ms seen at load average 47), so the nack — and the
+		// due time it set, nack + delay by Redis's clock — lies up to that
+		// much before the line: allow 250 ms. The exact comparison (each
+		// start against the due time read from the scheduled set) is the
+		// runner's chaos test.
+		if startGap < want-250*time.Millisecond {
 			t.Errorf("%s: attempt %d started %s after attempt %d's nack, before its delay %s", id, k+1, startGap, k, want)
 		}
 		if jobGap > want+moveInterval+pollingInterval+podStart {
