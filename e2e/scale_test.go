@@ -10,7 +10,8 @@ package e2e_test
 //	E2E_SCALE=1s:2:30,0s:2:30,1s:1:30 go test -tags e2e -run TestRealScale -v ./e2e
 //
 // (wait:pollingInterval:maxReplicaCount per run; E2E_SCALE_EVENTS, default
-// 200, events per burst). It reports figures; it asserts only that every
+// 200, events per burst; E2E_SCALE_KEDA_QPS raises the KEDA operator's
+// --kube-api-qps from its default 20). It reports figures; it asserts only that every
 // event was acked exactly once and nothing failed or was lost.
 
 import (
@@ -28,6 +29,8 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/redis-keda/redis-keda/e2e/timeline"
 	"github.com/redis-keda/redis-keda/queue"
@@ -136,6 +139,9 @@ func TestRealScale(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
 	defer cancel()
 	b := startRealBed(ctx, t)
+	if q := os.Getenv("E2E_SCALE_KEDA_QPS"); q != "" {
+		b.setKEDAQPS(ctx, t, q)
+	}
 
 	var sb strings.Builder
 	for i, s := range specs {
@@ -154,7 +160,28 @@ func TestRealScale(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("scale run on the real node (accurate strategy, dev overlay otherwise):\n%s", sb.String())
+	t.Logf("scale run on the real node (accurate strategy, dev overlay otherwise; KEDA --kube-api-qps %s):\n%s",
+		map[bool]string{true: "20 (default)", false: os.Getenv("E2E_SCALE_KEDA_QPS")}[os.Getenv("E2E_SCALE_KEDA_QPS") == ""], sb.String())
+}
+
+// setKEDAQPS gives the KEDA operator's Kubernetes client another request
+// rate (--kube-api-qps, KEDA's default 20/s, burst 30: --kube-api-burst, set
+// to twice the rate) and waits for the new operator pod.
+func (b *realBed) setKEDAQPS(ctx context.Context, t *testing.T, qps string) {
+	t.Helper()
+	n, err := strconv.Atoi(qps)
+	if err != nil || n < 1 {
+		t.Fatalf("E2E_SCALE_KEDA_QPS=%q: want a whole number of requests per second >= 1", qps)
+	}
+	patch := fmt.Sprintf(`[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--kube-api-qps=%d"},`+
+		`{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--kube-api-burst=%d"}]`, n, 2*n)
+	if out, err := b.c.Kubectl(ctx, "-n", "keda", "patch", "deployment", "keda-operator", "--type=json", "-p", patch); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, err := b.c.Kubectl(ctx, "-n", "keda", "rollout", "status", "deployment/keda-operator", "--timeout=180s"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Logf("KEDA operator: --kube-api-qps=%d --kube-api-burst=%d", n, 2*n)
 }
 
 // setScaling patches the ScaledJob's pollingInterval and maxReplicaCount and
@@ -218,6 +245,15 @@ func (b *realBed) bareBurst(ctx context.Context, t *testing.T, run string, s sca
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
 		t.Fatalf("the ScaledJob's jobTargetRef as a JobSpec: %v", err)
 	}
+	// A client of its own, without client-go's default limit of 5 requests
+	// per second (with it the test could create a Job only every ~170 ms,
+	// slower than KEDA).
+	cfg := rest.CopyConfig(b.c.RESTConfig())
+	cfg.QPS, cfg.Burst = 500, 1000
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	prefix := fmt.Sprintf("bare-%s-", run)
 	isOurs := func(job string) bool { return strings.HasPrefix(job, prefix) }
 	evs := make([]queue.Event, n)
@@ -252,7 +288,7 @@ func (b *realBed) bareBurst(ctx context.Context, t *testing.T, run string, s sca
 		for ; alive < s.max && created < n; alive++ {
 			job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s%03d", prefix, created),
 				Labels: map[string]string{"app.kubernetes.io/name": "redis-keda", "app.kubernetes.io/component": "jobs"}}, Spec: *spec.DeepCopy()}
-			if _, err := b.kube.BatchV1().Jobs(devNS).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+			if _, err := kube.BatchV1().Jobs(devNS).Create(ctx, job, metav1.CreateOptions{}); err != nil {
 				t.Fatalf("create bare Job %s: %v", job.Name, err)
 			}
 			created++
@@ -261,7 +297,7 @@ func (b *realBed) bareBurst(ctx context.Context, t *testing.T, run string, s sca
 		for i := 0; i < len(ended)-3; i++ {
 			if name := ended[i].name; !deleted[name] {
 				bg := metav1.DeletePropagationBackground
-				_ = b.kube.BatchV1().Jobs(devNS).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
+				_ = kube.BatchV1().Jobs(devNS).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
 				deleted[name] = true
 			}
 		}
@@ -287,23 +323,31 @@ func (b *realBed) bareBurst(ctx context.Context, t *testing.T, run string, s sca
 	return p
 }
 
-// pauseKEDA sets or removes KEDA's paused annotation and waits until the
-// ScaledJob reports it.
+// pauseKEDA sets or removes KEDA's paused annotation. Paused: it waits
+// until the ScaledJob reports Paused=True (KEDA has stopped its scale loop).
+// Resumed: KEDA restarts the loop at once but may report Paused=False later
+// (ops_test.go checks that Jobs start again), so the wait is bounded.
 func (b *realBed) pauseKEDA(ctx context.Context, t *testing.T, pause bool) {
 	t.Helper()
 	arg := "autoscaling.keda.sh/paused-"
-	want := "False"
 	if pause {
-		arg, want = "autoscaling.keda.sh/paused=true", "True"
+		arg = "autoscaling.keda.sh/paused=true"
 	}
 	if out, err := b.c.Kubectl(ctx, "-n", devNS, "annotate", "scaledjob", "redis-keda-jobs", arg, "--overwrite"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	waitFor(ctx, t, "ScaledJob Paused="+want, time.Minute, func() bool {
-		out, err := b.c.Kubectl(ctx, "-n", devNS, "get", "scaledjob", "redis-keda-jobs", "-o", "jsonpath={.status.conditions[?(@.type==\"Paused\")].status}")
-		got := strings.TrimSpace(out)
-		return err == nil && (got == want || (!pause && got == ""))
-	})
+	paused := func() string {
+		out, _ := b.c.Kubectl(ctx, "-n", devNS, "get", "scaledjob", "redis-keda-jobs", "-o", "jsonpath={.status.conditions[?(@.type==\"Paused\")].status}")
+		return strings.TrimSpace(out)
+	}
+	if pause {
+		waitFor(ctx, t, "ScaledJob Paused=True", time.Minute, func() bool { return paused() == "True" })
+		return
+	}
+	for end := time.Now().Add(30 * time.Second); paused() == "True" && time.Now().Before(end); {
+		time.Sleep(time.Second)
+	}
+	t.Logf("KEDA resumed (Paused condition %q)", paused())
 }
 
 // waitAcked waits until the queue is empty and Redis's acked counter covers

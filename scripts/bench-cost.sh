@@ -84,6 +84,6 @@ echo "bytes per event (MEMORY USAGE, payload $(kv "$m" payload_bytes) B): pendin
 	"= $(awk -v o="$(kv "$m" inflight_ours)" -v t="$(kv "$m" inflight_textbook)" 'BEGIN { printf "%.2f", o / t }');" \
 	"acked ours $(kv "$m" acked_ours) (the finished marker, 2 min) / textbook $(kv "$m" acked_textbook)"
 j=$(grep '^jobs ' <<<"$out")
-echo "one jobs process (MONITOR, $(kv "$j" runs) runs, wait $(kv "$j" wait), LEASE_DURATION $(kv "$j" lease)): $(kv "$j" trips_per_process) round trips: $(kv "$j" sent); inside scripts: $(kv "$j" scripted)"
+echo "one jobs process (MONITOR, $(kv "$j" runs) runs, wait $(kv "$j" wait), LEASE_DURATION $(kv "$j" lease)): $(kv "$j" trips_per_process) round trips on $(kv "$j" conns_per_process) connection(s): $(kv "$j" sent); inside scripts: $(kv "$j" scripted)"
 echo "KEDA: one EVAL per pollingInterval per ScaledJob, whatever the queue: at pollingInterval 2 s, $(awk -v u="$(kv "$(line "KEDA poll (per poll)")" cpu_us_ours)" 'BEGIN { printf "%.1f", u * 30 / 1000 }') ms of Redis CPU per minute"
 echo "(reproduce: scripts/bench-cost.sh)"

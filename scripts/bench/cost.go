@@ -670,6 +670,8 @@ func monitorJobs(ctx context.Context, c common, q *queue.Queue, bin string, runs
 	for _, v := range f.sent {
 		total += v
 	}
-	return fmt.Sprintf("jobs runs=%d wait=%s lease=%s trips_per_process=%.2f sent=%s scripted=%s",
-		runs, wait, lease, float64(total)/float64(runs), names(f.sent, runs), names(f.scripted, runs)), nil
+	// Connections: every client address MONITOR saw, less the bench's own
+	// (its publishes).
+	return fmt.Sprintf("jobs runs=%d wait=%s lease=%s trips_per_process=%.2f conns_per_process=%.2f sent=%s scripted=%s",
+		runs, wait, lease, float64(total)/float64(runs), float64(len(f.clients)-1)/float64(runs), names(f.sent, runs), names(f.scripted, runs)), nil
 }
