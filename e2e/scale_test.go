@@ -181,7 +181,19 @@ func (b *realBed) setKEDAQPS(ctx context.Context, t *testing.T, qps string) {
 	if out, err := b.c.Kubectl(ctx, "-n", "keda", "rollout", "status", "deployment/keda-operator", "--timeout=180s"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	t.Logf("KEDA operator: --kube-api-qps=%d --kube-api-burst=%d", n, 2*n)
+	// The new pod runs the scale loops only once it holds the leader lease
+	// (the old pod's may have to expire first: a first run measured its
+	// first Job 17 s after the push for that reason).
+	pod, err := b.c.Kubectl(ctx, "-n", "keda", "get", "pods", "-l", "app=keda-operator", "--field-selector=status.phase=Running",
+		"--sort-by=.metadata.creationTimestamp", "-o", "jsonpath={.items[-1:].metadata.name}")
+	if err != nil || strings.TrimSpace(pod) == "" {
+		t.Fatalf("the new KEDA operator pod: %v\n%s", err, pod)
+	}
+	waitFor(ctx, t, "the new KEDA operator pod "+pod+" holds the leader lease", 2*time.Minute, func() bool {
+		out, err := b.c.Kubectl(ctx, "-n", "keda", "get", "leases", "-o", "jsonpath={.items[*].spec.holderIdentity}")
+		return err == nil && strings.Contains(out, strings.TrimSpace(pod)+"_")
+	})
+	t.Logf("KEDA operator: --kube-api-qps=%d --kube-api-burst=%d (pod %s leading)", n, 2*n, strings.TrimSpace(pod))
 }
 
 // setScaling patches the ScaledJob's pollingInterval and maxReplicaCount and
