@@ -260,12 +260,27 @@ func testRunnerDaemon(ctx context.Context, t *testing.T, b *realBed) {
 	t0 := b.publishDo(ctx, t, `{"id":"daemon-1","do":"daemon"}`)
 	waitFor(ctx, t, id+" acked", 2*time.Minute, func() bool { return b.w.ackOf(id) != nil })
 	b.settle(ctx, t, t0)
-	jobs := b.w.jobsSince(t0)
-	if len(jobs) != 1 || !jobs[0].complete {
-		t.Fatalf("Jobs %+v, want one Complete", jobs)
+	// The Job that ran the program, plus any empty-handed twin KEDA starts
+	// when a pod has not claimed within one pollingInterval (the residual
+	// race documented in k8s/base/scaledjob.yaml): a twin must find nothing.
+	var worked []jobRecord
+	for _, j := range b.w.jobsSince(t0) {
+		if !j.complete {
+			t.Fatalf("Job %s not Complete: %+v", j.name, j)
+		}
+		empty := false
+		for _, l := range b.w.logLines(j.name) {
+			empty = empty || strings.HasPrefix(fmt.Sprint(l["msg"]), "no event to claim")
+		}
+		if !empty {
+			worked = append(worked, j)
+		}
+	}
+	if len(worked) != 1 {
+		t.Fatalf("Jobs that claimed %+v, want exactly one, Complete", worked)
 	}
 	drained := false
-	for _, l := range b.w.logLines(jobs[0].name) {
+	for _, l := range b.w.logLines(worked[0].name) {
 		if strings.Contains(fmt.Sprint(l["msg"]), "stderr is still held open") {
 			drained = true // control: the escaped daemon did hold it
 		}
