@@ -59,8 +59,12 @@ type env struct {
 	cfg            Config
 	name           string // the command's name, for messages
 	stdout, stderr io.Writer
+	stdin          io.Reader
 	json           bool
 }
+
+// now is the local clock, for ages shown to people.
+func (e *env) now() time.Time { return time.Now() }
 
 func commands() []command {
 	return []command{statsCommand(), peekCommand(), inspectCommand(), redriveCommand(), purgeCommand()}
