@@ -141,12 +141,16 @@ func (q *Queue) ack(ctx context.Context, d *Delivery, ttl time.Duration) error {
 // KEYS[5] dead list
 // KEYS[6] counters hash
 // KEYS[7] finished zset
+// KEYS[8] scheduled zset
 // ARGV[1] claim token
-// ARGV[2] "back" (LPUSH: after the others), "front" (RPUSH: next), "dead"
+// ARGV[2] "back" (LPUSH: after the others), "front" (RPUSH: next), "dead",
+// "later" (scheduled, due in ARGV[7] ms by the server's clock; the claim
+// token is the member's nonce: see schedule.go)
 // ARGV[3] deliveries to record in the envelope
 // ARGV[4] dead letter (for "dead")
 // ARGV[5] counter to increment (it also names the finished marker)
 // ARGV[6] ms the finished marker lives
+// ARGV[7] ms until due (for "later")
 // Output: 1 moved, 2 moved already by this token (an earlier reply was lost),
 // 0 the delivery was not in flight (lease lost).
 var requeueScript = redis.NewScript(luaPrelude + `
@@ -170,6 +174,8 @@ else
   end
   if ARGV[2] == 'front' then
     redis.call('RPUSH', KEYS[4], out)
+  elseif ARGV[2] == 'later' then
+    redis.call('ZADD', KEYS[8], now_ms() + tonumber(ARGV[7]), ARGV[1] .. ' ' .. out)
   else
     redis.call('LPUSH', KEYS[4], out)
   end
@@ -185,8 +191,13 @@ return 1
 // requeue runs requeueScript: moved is false when the delivery was not in
 // flight; errFinished when an earlier run with the same counter did it.
 func (q *Queue) requeue(ctx context.Context, d *Delivery, where string, attempts int, record []byte, counter string, ttl time.Duration) (bool, error) {
-	keys := []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.pending, q.dead, q.counters, q.finished}
-	n, err := requeueScript.Run(ctx, q.rdb, keys, d.Token, where, attempts, record, counter, ttl.Milliseconds()).Int()
+	return q.requeueIn(ctx, d, where, attempts, record, counter, ttl, 0)
+}
+
+// requeueIn is requeue with the delay of where "later".
+func (q *Queue) requeueIn(ctx context.Context, d *Delivery, where string, attempts int, record []byte, counter string, ttl, delay time.Duration) (bool, error) {
+	keys := []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.pending, q.dead, q.counters, q.finished, q.scheduled}
+	n, err := requeueScript.Run(ctx, q.rdb, keys, d.Token, where, attempts, record, counter, ttl.Milliseconds(), max(delay, 0).Milliseconds()).Int()
 	switch {
 	case err != nil:
 		return false, fmt.Errorf("%s event %s: %w", counter, d.Event.ID, err)
@@ -197,28 +208,47 @@ func (q *Queue) requeue(ctx context.Context, d *Delivery, where string, attempts
 }
 
 // Nack gives up this delivery because processing failed with reason: the
-// event goes to the back of the pending list, or to the dead-letter list when
-// this was its MaxAttempts-th delivery. dead reports which. Nacking it again
-// (an earlier Nack's reply was lost) succeeds. ErrLeaseLost means the event
-// was no longer ours.
+// event waits in the scheduled set for the retry schedule's delay
+// (Config.Backoff of this attempt; with RETRY_BASE 0 it goes straight to the
+// back of the pending list), or goes to the dead-letter list when this was
+// its MaxAttempts-th delivery. dead reports which. Nacking it again (an
+// earlier Nack's reply was lost) succeeds. ErrLeaseLost means the event was
+// no longer ours.
 func (q *Queue) Nack(ctx context.Context, d *Delivery, reason string) (dead bool, err error) {
-	dead, err = q.nack(ctx, d, reason, defaultFinishTTL)
+	return q.NackAfter(ctx, d, reason, -1)
+}
+
+// NackAfter is Nack with the delay chosen by the caller (a handler's
+// retry-after) instead of the schedule's; delay < 0 means the schedule's,
+// 0 the back of the pending list at once. The attempt counts: on the
+// MaxAttempts-th delivery the event is dead-lettered all the same.
+func (q *Queue) NackAfter(ctx context.Context, d *Delivery, reason string, delay time.Duration) (dead bool, err error) {
+	dead, err = q.nack(ctx, d, reason, delay, defaultFinishTTL)
 	if errors.Is(err, errFinished) {
 		return dead, nil
 	}
 	return dead, err
 }
 
-// nack is Nack with the finished marker's lifetime; with errFinished, dead
-// still says where the earlier run put the event.
-func (q *Queue) nack(ctx context.Context, d *Delivery, reason string, ttl time.Duration) (dead bool, err error) {
+// nack is NackAfter with the finished marker's lifetime; with errFinished,
+// dead still says where the earlier run put the event.
+func (q *Queue) nack(ctx context.Context, d *Delivery, reason string, delay, ttl time.Duration) (dead bool, err error) {
 	var moved bool
-	if d.Attempt >= q.cfg.MaxAttempts {
+	if delay < 0 {
+		delay = 0
+		if q.cfg.RetryBase > 0 {
+			delay = q.cfg.Backoff(d.Attempt)
+		}
+	}
+	switch {
+	case d.Attempt >= q.cfg.MaxAttempts:
 		rec := deadRecord(d.Event.ID, fmt.Sprintf("failed on attempt %d of %d (MAX_ATTEMPTS): %s", d.Attempt, q.cfg.MaxAttempts, reason),
 			d.Attempt, []byte(d.payload))
 		moved, err = q.requeue(ctx, d, "dead", d.Attempt, rec, "dead", ttl)
 		dead = true
-	} else {
+	case delay > 0:
+		moved, err = q.requeueIn(ctx, d, "later", d.Attempt, nil, "retried", ttl, delay)
+	default:
 		moved, err = q.requeue(ctx, d, "back", d.Attempt, nil, "retried", ttl)
 	}
 	switch {
@@ -277,6 +307,30 @@ func (q *Queue) bury(ctx context.Context, d *Delivery, reason string, ttl time.D
 	}
 	if !moved {
 		return fmt.Errorf("dead-letter event %s: %w", d.Event.ID, ErrLeaseLost)
+	}
+	return nil
+}
+
+// Snooze hands the event back to run again after delay, without counting
+// this delivery as an attempt (River's JobSnooze): it waits in the scheduled
+// set, then goes to the back of the pending list. Snoozing it again (an
+// earlier Snooze's reply was lost) succeeds. ErrLeaseLost means the event was
+// no longer ours.
+func (q *Queue) Snooze(ctx context.Context, d *Delivery, delay time.Duration) error {
+	err := q.snooze(ctx, d, delay, defaultFinishTTL)
+	if errors.Is(err, errFinished) {
+		return nil
+	}
+	return err
+}
+
+func (q *Queue) snooze(ctx context.Context, d *Delivery, delay, ttl time.Duration) error {
+	moved, err := q.requeueIn(ctx, d, "later", d.Attempt-1, nil, "snoozed", ttl, delay)
+	if err != nil {
+		return err
+	}
+	if !moved {
+		return fmt.Errorf("snooze event %s: %w", d.Event.ID, ErrLeaseLost)
 	}
 	return nil
 }

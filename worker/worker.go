@@ -4,11 +4,17 @@
 // handler runs, and finishes it exactly once by what the handler returns:
 //
 //   - nil: the event is acked (done);
-//   - an error: the event is retried (back of the queue, the attempt
+//   - an error: the event is retried after the retry schedule's delay
+//     (RETRY_BASE, RETRY_FACTOR, RETRY_MAX, RETRY_JITTER; the attempt
 //     counted), and dead-lettered with the error as reason after
 //     MAX_ATTEMPTS deliveries;
 //   - an error wrapping SkipRetry: dead-lettered now, on any attempt (the
 //     event can never succeed);
+//   - RetryAfter(d, err): retried after d instead of the retry schedule's
+//     delay (the attempt counted; dead-lettered with err after
+//     MAX_ATTEMPTS);
+//   - Snooze(d): run again after d, the attempt not counted (River's
+//     JobSnooze);
 //   - an error wrapping NotStarted: released (front of the queue, the
 //     attempt not counted) and Run stops — for a fault that is not the
 //     event's, such as a missing program;
@@ -23,8 +29,7 @@
 // It reads the same environment as the redis-keda jobs (REDIS_ADDR,
 // REDIS_PASSWORD, QUEUE, MAX_EVENTS, CLAIM_TIMEOUT, MAX_ATTEMPTS,
 // LEASE_DURATION, SHUTDOWN_TIMEOUT, REDIS_RETRY_TIMEOUT, LOG_LEVEL …; see the
-// README's Configuration). Delays (retry after a duration) come with the
-// retry schedule and are not part of this API yet.
+// README's Configuration).
 //
 // The built-in sleep (`redis-keda jobs`) and the command runner
 // (`redis-keda run -- CMD`) are two handlers of this package: there is one
@@ -87,6 +92,23 @@ var (
 	// it (Main exits with ExitNotStarted): for faults that are not the
 	// event's, such as a program that is missing from the image.
 	NotStarted = queue.ErrNotStarted
+)
+
+// RetryAfter is the verdict "failed with err; retry after d" (instead of
+// the retry schedule's delay). The attempt counts: on the MAX_ATTEMPTS-th the
+// event is dead-lettered with err's text. Return it, or wrap it.
+func RetryAfter(d time.Duration, err error) error { return queue.RetryAfter(d, err) }
+
+// Snooze is the verdict "not now: run again after d", which does not count
+// as an attempt (River's JobSnooze): for work that waits on something else,
+// not for failures (a snoozing event is never dead-lettered).
+func Snooze(d time.Duration) error { return queue.Snooze(d) }
+
+// RetryAfterError and SnoozeError are the verdicts RetryAfter and Snooze
+// return, for errors.As.
+type (
+	RetryAfterError = queue.RetryAfterError
+	SnoozeError     = queue.SnoozeError
 )
 
 // Exit codes of Main.
