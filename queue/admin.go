@@ -39,6 +39,7 @@ const (
 	LocClaimed    Location = "claimed"    // moved by a job's BRPOPLPUSH, not leased (yet)
 	LocDead       Location = "dead"       // in the dead-letter list
 	LocDone       Location = "done"       // acked: a done record (done.go)
+	LocScheduled  Location = "scheduled"  // waiting in the scheduled set for its due time
 )
 
 // CounterNames are the fields of the counters hash, in display order:
@@ -257,6 +258,9 @@ type Entry struct {
 	// ClaimedAt is when the acked delivery was leased, Attempts its number.
 	AckedAt time.Time
 	Acks    int
+
+	// Scheduled: when the event is due (Redis clock).
+	DueAt time.Time
 
 	sha1    string // hex SHA-1 of the stored entry
 	stored  int    // the stored entry's size (record, envelope, ...)

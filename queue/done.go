@@ -126,7 +126,8 @@ func doneEntry(r DoneRecord) Entry {
 }
 
 // Inspect answers "what happened to this event": every place the id (or
-// reference) is found — pending (Position, PublishedAt), in flight
+// reference) is found — scheduled (DueAt; payload cut at 64 KiB),
+// pending (Position, PublishedAt), in flight
 // (processing: Pod, ClaimedAt, LeaseDeadline; or claimed, not leased yet),
 // dead (Reason, DeadAt) — in that order, then its done record (LocDone:
 // AckedAt, Attempts, ClaimedAt, Pod, Acks) when an id was given. One id
@@ -138,10 +139,15 @@ func doneEntry(r DoneRecord) Entry {
 // KiB of each): its cost grows with the queue; the done record is one
 // HGET.
 func (q *Queue) Inspect(ctx context.Context, sel Selector) ([]Entry, error) {
-	es, err := q.Find(ctx, sel)
+	es, err := q.findScheduled(ctx, sel) // first: due events move on to pending
 	if err != nil {
 		return nil, err
 	}
+	found, err := q.Find(ctx, sel)
+	if err != nil {
+		return nil, err
+	}
+	es = append(es, found...)
 	if sel.id != "" {
 		rec, ok, err := q.Done(ctx, sel.id)
 		if err != nil {
@@ -156,7 +162,7 @@ func (q *Queue) Inspect(ctx context.Context, sel Selector) ([]Entry, error) {
 		if q.cfg.DoneMaxRecords == 0 {
 			why = "done records are off (DONE_MAX_RECORDS=0), so an acked event is not found"
 		}
-		return nil, fmt.Errorf("%w: no event has id or reference %s in queue %s (pending, in flight, dead or done); %s", ErrNotFound, sel, q.pending, why)
+		return nil, fmt.Errorf("%w: no event has id or reference %s in queue %s (scheduled, pending, in flight, dead or done); %s", ErrNotFound, sel, q.pending, why)
 	}
 	return es, nil
 }

@@ -246,7 +246,7 @@ func TestDoneRecordsTrimmedByAge(t *testing.T) {
 // since), claimed but not leased, dead (reason), done (acked, attempt,
 // pod); an id found nowhere is ErrNotFound with the exact message.
 func TestInspectEveryState(t *testing.T) {
-	q, _ := newTestQueue(t, withDone(100, time.Hour), func(c *Config) { c.MaxAttempts = 1; c.LeaseDuration = 30 * time.Second })
+	q, rdb := newTestQueue(t, withDone(100, time.Hour), func(c *Config) { c.MaxAttempts = 1; c.LeaseDuration = 30 * time.Second; c.RetryBase = 0 })
 	ctx := context.Background()
 	pub := func(ids ...string) {
 		for _, id := range ids {
@@ -266,8 +266,19 @@ func TestInspectEveryState(t *testing.T) {
 	}
 	inflight := claimAs(t, q, "pod-flight")
 	pub("pend-1", "pend-2", "claimed-1")
-	orphanTok := orphan(t, q, time.Minute) // takes pend-1, the oldest
-	_ = orphanTok
+	orphan(t, q, time.Minute) // takes pend-1, the oldest
+	// 250 scheduled events over 3 pages, the one looked for last, due in
+	// an hour by the server's clock.
+	var later [][]byte
+	for i := range 249 {
+		later = append(later, []byte(fmt.Sprintf(`{"id":"other-%d"}`, i)))
+	}
+	later = append(later, []byte(`{"id":"sched-1"}`))
+	before := redisNow(t, rdb).UnixMilli()
+	if err := q.PublishRawIn(ctx, time.Hour, later...); err != nil {
+		t.Fatal(err)
+	}
+	after := redisNow(t, rdb).UnixMilli()
 
 	type want struct {
 		loc      Location
@@ -282,6 +293,7 @@ func TestInspectEveryState(t *testing.T) {
 		"flight-1": {loc: LocProcessing, attempts: 1, pod: "pod-flight"},
 		"dead-1":   {loc: LocDead, pos: 1, attempts: 1, reason: "failed on attempt 1 of 1 (MAX_ATTEMPTS): boom"},
 		"done-1":   {loc: LocDone, attempts: 1, pod: "pod-done"},
+		"sched-1":  {loc: LocScheduled},
 	} {
 		es, err := q.Inspect(ctx, mustID(t, id))
 		if err != nil || len(es) != 1 {
@@ -301,6 +313,10 @@ func TestInspectEveryState(t *testing.T) {
 			if e.ClaimedAt.UnixMilli() != doneLeased || e.AckedAt.UnixMilli() != score(t, q, q.doneOrder, id) || e.Acks != 1 {
 				t.Errorf("done entry %+v: leased %d, acked %d", e, doneLeased, score(t, q, q.doneOrder, id))
 			}
+		case LocScheduled:
+			if due := e.DueAt.UnixMilli(); due < before+3600_000 || due > after+3600_000 || string(e.Payload) != `{"id":"sched-1"}` {
+				t.Errorf("scheduled entry due %d (want in [%d, %d]), payload %q", due, before+3600_000, after+3600_000, e.Payload)
+			}
 		case LocDead:
 			if e.DeadAt.IsZero() {
 				t.Errorf("dead entry without dead_at")
@@ -308,7 +324,7 @@ func TestInspectEveryState(t *testing.T) {
 		}
 	}
 	_, err := q.Inspect(ctx, mustID(t, "nowhere"))
-	wantErr := "not found: no event has id or reference nowhere in queue events (pending, in flight, dead or done); an event acked more than DONE_MAX_AGE (1h0m0s) ago, or before the last DONE_MAX_RECORDS (100) acks, has no record left"
+	wantErr := "not found: no event has id or reference nowhere in queue events (scheduled, pending, in flight, dead or done); an event acked more than DONE_MAX_AGE (1h0m0s) ago, or before the last DONE_MAX_RECORDS (100) acks, has no record left"
 	if !errors.Is(err, ErrNotFound) || err.Error() != wantErr {
 		t.Errorf("Inspect(nowhere) = %v\nwant %s", err, wantErr)
 	}

@@ -352,6 +352,9 @@ func (e *env) describe(en queue.Entry) string {
 		row("attempts", plural(en.Attempts, "delivery", "deliveries"))
 		row("dead at", stamp(en.DeadAt))
 		row("reason", queue.Printable(en.Reason))
+	case queue.LocScheduled:
+		row("where", "scheduled, due at "+stamp(en.DueAt)+" (Redis clock; then the mover puts it on the pending list)")
+		row("attempts", fmt.Sprintf("%d so far; the next claim is delivery %d of MAX_ATTEMPTS %d", en.Attempts, en.Attempts+1, maxAttempts))
 	case queue.LocDone:
 		row("where", "done (acked)")
 		row("acked at", stamp(en.AckedAt))
@@ -593,6 +596,7 @@ type entryJSON struct {
 	AckedAt       string   `json:"acked_at,omitempty"`
 	DurationSecs  *float64 `json:"duration_seconds,omitempty"`
 	Acks          int      `json:"acks,omitempty"`
+	DueAt         string   `json:"due_at,omitempty"`
 }
 
 func toJSON(en queue.Entry) entryJSON {
@@ -606,7 +610,7 @@ func toJSON(en queue.Entry) entryJSON {
 		Where: string(en.Location), Position: en.Position, ID: en.ID, IDAssigned: en.IDAssigned, Ref: en.Ref,
 		Attempts: en.Attempts, Size: en.Size, Truncated: en.Truncated, PublishedAt: opt(en.PublishedAt),
 		Token: en.Token, ClaimedAt: opt(en.ClaimedAt), LeaseUntil: opt(en.LeaseDeadline), Reason: en.Reason, DeadAt: opt(en.DeadAt),
-		Pod: en.Pod, AckedAt: opt(en.AckedAt), Acks: en.Acks,
+		Pod: en.Pod, AckedAt: opt(en.AckedAt), Acks: en.Acks, DueAt: opt(en.DueAt),
 	}
 	if en.Location == queue.LocDone {
 		d := en.AckedAt.Sub(en.ClaimedAt).Seconds()

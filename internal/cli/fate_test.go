@@ -67,3 +67,27 @@ func TestInspectPodAndDone(t *testing.T) {
 		t.Errorf("inspect flight-1 --json = %v, want processing by jobs-xyz89", got[0])
 	}
 }
+
+// inspect of an event published for later: where, due at (Redis clock).
+func TestInspectScheduled(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	code, _, errOut := f.run(t, "publish", "--at", "2030-01-02T03:04:05.678Z", `{"id":"later-1"}`)
+	if code != ExitOK {
+		t.Fatalf("publish: exit %d %s", code, errOut)
+	}
+	code, out, errOut := f.run(t, "inspect", "later-1")
+	entry := `{"id":"later-1"}`
+	want := fmt.Sprintf(`event later-1 %s
+  where         scheduled, due at 2030-01-02T03:04:05.678Z (Redis clock; then the mover puts it on the pending list)
+  attempts      0 so far; the next claim is delivery 1 of MAX_ATTEMPTS 3
+  size          16 bytes
+  payload       {"id":"later-1"}
+`, ref(entry))
+	if code != ExitOK || out != want {
+		t.Errorf("inspect later-1: exit %d %s\n%s\nwant\n%s", code, errOut, out, want)
+	}
+	if n := f.rdb.ZCard(ctx, "{events}:scheduled").Val(); n != 1 {
+		t.Errorf("scheduled %d, want 1", n)
+	}
+}
