@@ -31,11 +31,21 @@ import (
 // Errors (wrapping ErrPayloadTooLarge or ErrInvalidEvent) say what is wrong:
 // a payload above MAX_PAYLOAD_BYTES, or whose own id differs from want.
 func (q *Queue) BatchEntry(payload []byte, want string) (entry []byte, id string, err error) {
+	return q.batchEntry(payload, want, false)
+}
+
+// BatchEntryJSON is BatchEntry for a payload the caller has checked with
+// json.Valid (it is not checked again).
+func (q *Queue) BatchEntryJSON(payload []byte, want string) (entry []byte, id string, err error) {
+	return q.batchEntry(payload, want, true)
+}
+
+func (q *Queue) batchEntry(payload []byte, want string, valid bool) (entry []byte, id string, err error) {
 	if len(payload) > q.cfg.MaxPayloadBytes {
 		return nil, "", fmt.Errorf("%w: %d bytes, above MAX_PAYLOAD_BYTES (%d); store large data elsewhere and publish a reference",
 			ErrPayloadTooLarge, len(payload), q.cfg.MaxPayloadBytes)
 	}
-	own, ok := OwnID(payload)
+	own, ok := ownID(payload, valid)
 	switch {
 	case ok && want != "" && own != want:
 		return nil, "", fmt.Errorf("%w: the payload's own \"id\" is %q, not %q; drop --id or make them equal", ErrInvalidEvent, own, want)
@@ -72,8 +82,10 @@ func assignedEnvelope(id string, payload []byte) []byte {
 // OwnID returns the id a payload carries itself, as the jobs read it
 // (parseAnyEvent): the top-level "id" of a JSON object when it is a
 // non-empty string or a number (its JSON text), the last one when repeated.
-func OwnID(payload []byte) (string, bool) {
-	raw, ok := topLevelFast(payload, fieldID)
+func OwnID(payload []byte) (string, bool) { return ownID(payload, false) }
+
+func ownID(payload []byte, valid bool) (string, bool) {
+	raw, ok := topLevelFast(payload, fieldID, valid)
 	if !ok {
 		return "", false
 	}
@@ -86,11 +98,12 @@ func OwnID(payload []byte) (string, bool) {
 
 // topLevelFast is topLevel for a payload that is a JSON object: the raw
 // value of its last top-level key named key. It checks the whole payload
-// with json.Valid, then walks the top level by hand (a valid document needs
-// no error handling), which costs a small fraction of json.Decoder.
-func topLevelFast(doc []byte, key string) (json.RawMessage, bool) {
+// with json.Valid (unless valid says the caller did), then walks the top
+// level by hand (a valid document needs no error handling), which costs a
+// small fraction of json.Decoder.
+func topLevelFast(doc []byte, key string, valid bool) (json.RawMessage, bool) {
 	i := skipSpace(doc, 0)
-	if i >= len(doc) || doc[i] != '{' || !json.Valid(doc) {
+	if i >= len(doc) || doc[i] != '{' || (!valid && !json.Valid(doc)) {
 		return nil, false
 	}
 	var found json.RawMessage
@@ -127,13 +140,20 @@ func skipSpace(b []byte, i int) int {
 
 // skipString returns the index after the string that starts at b[i] == '"'.
 func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
+	for i++; i < len(b); {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return len(b)
 		}
+		q += i
+		bs := 0 // backslashes right before the quote: odd escapes it
+		for j := q - 1; j >= i && b[j] == '\\'; j-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
 	}
 	return len(b)
 }

@@ -78,7 +78,7 @@ type Config struct {
 	// last ack of each event id: when, attempt, duration, pod; see
 	// done.go); the oldest beyond it are trimmed, up to two per ack. 0
 	// writes none.
-	DoneMaxRecords int `env:"DONE_MAX_RECORDS" envDefault:"100000"`
+	DoneMaxRecords int `env:"DONE_MAX_RECORDS" envDefault:"10000"`
 	// DoneMaxAge trims done records older than this (up to two per ack);
 	// 0: no age bound (DONE_MAX_RECORDS still bounds them).
 	DoneMaxAge time.Duration `env:"DONE_MAX_AGE" envDefault:"168h"`
@@ -115,7 +115,7 @@ func (c Config) Validate() error {
 	case c.MaxPayloadBytes < 64:
 		return fmt.Errorf("%w: MAX_PAYLOAD_BYTES=%d is below 64; use a size in bytes such as 1048576 (1 MiB)", ErrInvalidConfig, c.MaxPayloadBytes)
 	case c.DoneMaxRecords < 0:
-		return fmt.Errorf("%w: DONE_MAX_RECORDS=%d must be 0 (keep no done records) or more, such as 100000", ErrInvalidConfig, c.DoneMaxRecords)
+		return fmt.Errorf("%w: DONE_MAX_RECORDS=%d must be 0 (keep no done records) or more, such as 10000", ErrInvalidConfig, c.DoneMaxRecords)
 	case c.DoneMaxAge < 0 || (c.DoneMaxAge > 0 && c.DoneMaxAge < time.Millisecond):
 		return fmt.Errorf("%w: DONE_MAX_AGE=%s must be 0 (no age bound) or at least 1ms, such as 168h", ErrInvalidConfig, c.DoneMaxAge)
 	case c.MinReplicas < 0:

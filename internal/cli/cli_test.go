@@ -339,7 +339,7 @@ func TestInspect(t *testing.T) {
 	}
 
 	code, out, errOut := f.run(t, "inspect", "nope")
-	if code != ExitNotFound || out != "" || errOut != "redis-keda inspect: not found: no event has id or reference nope in queue events (scheduled, pending, in flight, dead or done); an event acked more than DONE_MAX_AGE (168h0m0s) ago, or before the last DONE_MAX_RECORDS (100000) acks, has no record left\n" {
+	if code != ExitNotFound || out != "" || errOut != "redis-keda inspect: not found: no event has id or reference nope in queue events (scheduled, pending, in flight, dead or done); an event acked more than DONE_MAX_AGE (168h0m0s) ago, or before the last DONE_MAX_RECORDS (10000) acks, has no record left\n" {
 		t.Errorf("inspect nope: exit %d %q %q", code, out, errOut)
 	}
 	for _, args := range [][]string{{"inspect"}, {"inspect", "a", "b"}, {"inspect", "@12"}, {"inspect", "@nothex"}} {

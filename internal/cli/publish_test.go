@@ -259,3 +259,16 @@ func mustInt(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// validJSON answers as json.Valid does, fast path or not.
+func TestValidJSONAgreesWithEncodingJSON(t *testing.T) {
+	cases := []string{`{}`, `{"a":"b"}`, `{"a":1,"b":true,"c":null,"d":false}`, `{"a":01}`, `{"a":0}`, `{"a":-1}`, `{"a":1.5}`,
+		`{"a":"\u00e9"}`, `{"a":"é"}`, "{\"a\":\"\x01\"}", `{"a":"b",}`, `{"a" :"b"}`, `{ "a":"b"}`, `{"a":"b"} `, `{"a":"b"}}`,
+		`{"a":tru}`, `{"a":truex}`, `{"a":"b""c":1}`, `{"a":{"b":1}}`, `{"a":[1]}`, `{"a"}`, `{"a":}`, `{,}`, `{"a":"b"`, `[]`,
+		`{"id":"e00000001","pad":"xxxx"}`, "{\"a\":\"\xff\"}", `{"a":"\"}`, `{"a":1}{"b":2}`, `{"a":100,"b":"c"}`}
+	for _, c := range cases {
+		if got, want := validJSON([]byte(c)), json.Valid([]byte(c)); got != want {
+			t.Errorf("validJSON(%q) = %v, json.Valid %v", c, got, want)
+		}
+	}
+}
