@@ -8,7 +8,7 @@
 //	          BRPOPLPUSH pending          -> {q}:claim:<token>
 //	lease     push the delivery header into the claim list, lease it
 //	heartbeat                                extends the lease
-//	ack       claim list, lease           -> gone
+//	ack       claim list, lease           -> gone; its done record written (done.go)
 //	nack      claim list                  -> pending (back), or dead after MAX_ATTEMPTS
 //	release   claim list                  -> pending (front; shutdown, not an attempt)
 //	reap      claim lists past deadline   -> pending (front) or dead

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis-keda/redis-keda/queue"
@@ -174,24 +176,45 @@ func publish(ctx context.Context, e *env, p publishSpec) int {
 		return ExitUsage
 	}
 
-	// Check everything first: a refused event refuses the batch.
-	events := make([]pubEvent, 0, len(inputs))
+	// Check everything first: a refused event refuses the batch. The
+	// checks run on every core (GOMAXPROCS parts of the input, each
+	// goroutine waited for); results keep the input's order.
+	batchEntry := e.q.BatchEntryJSON
+	if p.raw {
+		batchEntry = e.q.BatchEntry
+	}
+	checked := make([]pubEvent, len(inputs))
+	reasons := make([]string, len(inputs))
+	parts := max(min(runtime.GOMAXPROCS(0), len(inputs)/10000), 1)
+	var wg sync.WaitGroup
+	for part := range parts {
+		wg.Add(1)
+		go func(from, to int) {
+			defer wg.Done()
+			for i := from; i < to; i++ {
+				in := inputs[i]
+				if !p.raw && !validJSON(in) {
+					reasons[i] = fmt.Sprintf("%s %d: not valid JSON (%s); give one JSON value per line, or use --raw for other bytes", what, nums[i], jsonError(in))
+					continue
+				}
+				entry, id, err := batchEntry(in, p.id)
+				if err != nil {
+					reasons[i] = fmt.Sprintf("%s %d: %v", what, nums[i], err)
+					continue
+				}
+				checked[i] = pubEvent{num: nums[i], id: id, entry: entry, size: len(in)}
+			}
+		}(part*len(inputs)/parts, (part+1)*len(inputs)/parts)
+	}
+	wg.Wait()
+	events := checked[:0]
 	var refused []string
-	for i, in := range inputs {
-		if !p.raw && !validJSON(in) {
-			refused = append(refused, fmt.Sprintf("%s %d: not valid JSON (%s); give one JSON value per line, or use --raw for other bytes", what, nums[i], jsonError(in)))
+	for i, r := range reasons {
+		if r != "" {
+			refused = append(refused, r)
 			continue
 		}
-		batchEntry := e.q.BatchEntryJSON
-		if p.raw {
-			batchEntry = e.q.BatchEntry
-		}
-		entry, id, err := batchEntry(in, p.id)
-		if err != nil {
-			refused = append(refused, fmt.Sprintf("%s %d: %v", what, nums[i], err))
-			continue
-		}
-		events = append(events, pubEvent{num: nums[i], id: id, entry: entry, size: len(in)})
+		events = append(events, checked[i])
 	}
 	if len(refused) > 0 {
 		const show = 20
