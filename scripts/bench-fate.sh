@@ -7,7 +7,8 @@
 #                each with its own id (pushed byte for byte), events/s vs
 #                `redis-benchmark -t lpush -P 32 -d VALUE` ops/s (50 clients);
 #                also lines without an id (each pushed in an envelope with a
-#                new id) for information. Alternating rounds; best of each.
+#                new id) for information. Alternating rounds: each round's
+#                ratio, and their median.
 #   ack path     acks/s of queue.Ack alone (claim not counted), done records
 #                off (DONE_MAX_RECORDS=0) vs on, alternating rounds
 #   done memory  MEMORY USAGE of {q}:done + {q}:done:order after N acks, and
@@ -24,7 +25,7 @@ shopt -s inherit_errexit
 LINES=${BENCH_PUBLISH_LINES:-1000000}
 VALUE=${BENCH_VALUE:-100}
 ACKS=${BENCH_ACKS:-100000}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 
 cd "$(dirname "$0")/.."
 for tool in go redis-server redis-benchmark redis-cli python3; do
@@ -74,20 +75,18 @@ benchmark_run() { # -> ops/s
 	redis-benchmark -p "$port" -t lpush -P 32 -n "$LINES" -d "$VALUE" -q 2>/dev/null |
 		tr '\r' '\n' | awk '/^LPUSH:/ {print int($2)}' | tail -1
 }
-best_ours=0 best_base=0 best_noid=0
+ratios=() noid_ratios=()
 for r in $(seq "$ROUNDS"); do
 	base=$(benchmark_run)
 	ours=$(publish_run "$tmp/ids.jsonl")
 	noid=$(publish_run "$tmp/noids.jsonl")
-	echo "publish round $r: redis-keda publish ${ours}/s (own ids), ${noid}/s (no ids: envelopes); redis-benchmark LPUSH -P 32 ${base}/s"
-	((ours > best_ours)) && best_ours=$ours
-	((base > best_base)) && best_base=$base
-	((noid > best_noid)) && best_noid=$noid
+	ratio=$(python3 -c "print(f'{$ours/$base:.2f}')")
+	ratios+=("$ratio") noid_ratios+=("$(python3 -c "print(f'{$noid/$base:.2f}')")")
+	echo "publish round $r: redis-keda publish ${ours}/s (own ids), ${noid}/s (no ids: envelopes); redis-benchmark LPUSH -P 32 ${base}/s; ratio $ratio"
 done
 redis-cli -p "$port" flushall >/dev/null
-printf 'publish: best %s events/s vs redis-benchmark %s ops/s: ratio %s (no ids: %s, ratio %s)\n' \
-	"$best_ours" "$best_base" "$(python3 -c "print(f'{$best_ours/$best_base:.2f}')")" \
-	"$best_noid" "$(python3 -c "print(f'{$best_noid/$best_base:.2f}')")"
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+echo "publish: ratio to redis-benchmark (median of $ROUNDS rounds): $(median "${ratios[@]}") (rounds: ${ratios[*]}); id-less lines: $(median "${noid_ratios[@]}")"
 
 "$tmp/fatebench" acks -addr "127.0.0.1:$port" -n "$ACKS" -rounds "$ROUNDS" | tee "$tmp/acks.out"
 python3 - "$tmp/acks.out" <<'EOF'
