@@ -248,7 +248,8 @@ func TestScrapeCostAt100k(t *testing.T) {
 		t.Skip("fills Redis with 200k entries")
 	}
 	srv := redistest.Start(t)
-	c := testConfig(t, srv, map[string]string{"BATCH_SIZE": "0", "REAP_INTERVAL": "1h"})
+	// MOVE_INTERVAL 1m (its maximum): the mover's script calls are not the scrapes'.
+	c := testConfig(t, srv, map[string]string{"BATCH_SIZE": "0", "REAP_INTERVAL": "1h", "MOVE_INTERVAL": "1m"})
 	rdb := srv.Client()
 	ctx := context.Background()
 	fill := func(key string, n int, entry func(i int) string) {
