@@ -33,6 +33,11 @@
 //	    growth of the local redis-server's peak RSS during peek, inspect
 //	    and redrive of 12 MiB dead letters and 1 MB pending events, next to
 //	    one LINDEX of the same entry by a plain client (opsmem.go)
+//	bench cost -addr A -events 2000 -polls 2000 [-jobs path]
+//	    Redis's round trips, commands, usec and CPU per event stage
+//	    (publish, claim, heartbeat, ack) and per KEDA poll, against the
+//	    textbook reliable queue, and bytes per event pending, in flight and
+//	    acked (cost.go)
 //
 // It exits non-zero when a measurement could not be made or the queue is
 // not in the expected state afterwards.
@@ -67,7 +72,7 @@ func main() {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap|scaleout|opsmem [flags]")
+		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap|scaleout|opsmem|cost [flags]")
 	}
 	ctx := context.Background()
 	switch args[0] {
@@ -88,8 +93,10 @@ func run(args []string, out io.Writer) error {
 		return scaleOut(ctx, args[1:], out)
 	case "opsmem":
 		return opsMem(ctx, args[1:], out)
+	case "cost":
+		return costCmd(ctx, args[1:], out)
 	default:
-		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec, reap, scaleout or opsmem", args[0])
+		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec, reap, scaleout, opsmem or cost", args[0])
 	}
 }
 
