@@ -38,6 +38,10 @@
 //	    (publish, claim, heartbeat, ack) and per KEDA poll, against the
 //	    textbook reliable queue, and bytes per event pending, in flight and
 //	    acked (cost.go)
+//	bench move -addr A -n 100000 -latency-events 20 -interval 500ms
+//	    -n events due at once moved to pending by one MoveDue (wall time,
+//	    worst PING meanwhile), then the mover loop's latency from due time
+//	    to pending (move.go)
 //
 // It exits non-zero when a measurement could not be made or the queue is
 // not in the expected state afterwards.
@@ -72,7 +76,7 @@ func main() {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap|scaleout|opsmem|cost [flags]")
+		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap|scaleout|opsmem|cost|move [flags]")
 	}
 	ctx := context.Background()
 	switch args[0] {
@@ -95,8 +99,10 @@ func run(args []string, out io.Writer) error {
 		return opsMem(ctx, args[1:], out)
 	case "cost":
 		return costCmd(ctx, args[1:], out)
+	case "move":
+		return move(ctx, args[1:], out)
 	default:
-		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec, reap, scaleout, opsmem or cost", args[0])
+		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec, reap, scaleout, opsmem, cost or move", args[0])
 	}
 }
 
