@@ -41,21 +41,55 @@ func (q *Queue) Heartbeat(ctx context.Context, d *Delivery) error {
 	return nil
 }
 
-// ackScript removes a finished delivery.
+// ackScript removes a finished delivery and writes its event's done record
+// (done.go): the record of an id acked before is replaced, its "acks"
+// counted on. It then trims up to two of the oldest done records that are
+// beyond DONE_MAX_RECORDS or older than DONE_MAX_AGE (O(1) per ack).
 //
 // KEYS[1] claim list
 // KEYS[2] leases zset
 // KEYS[3] claimed zset
 // KEYS[4] counters hash
 // KEYS[5] finished zset
+// KEYS[6] done hash
+// KEYS[7] done order zset
 // ARGV[1] claim token
 // ARGV[2] ms the finished marker lives
+// ARGV[3] DONE_MAX_RECORDS (0: write no done record)
+// ARGV[4] DONE_MAX_AGE, ms (0: no age bound)
 // Output: 1 acked, 2 acked already by this token (an earlier reply was
 // lost), 0 the delivery was not in flight (lease lost).
 var ackScript = redis.NewScript(luaPrelude + `
 if redis.call('LLEN', KEYS[1]) < 2 then
   if finished(KEYS[5], ARGV[1] .. ':acked') then return 2 end
   return 0
+end
+local maxn, maxage = tonumber(ARGV[3]), tonumber(ARGV[4])
+if maxn > 0 then
+  local ok, h = pcall(cjson.decode, redis.call('LINDEX', KEYS[1], 0))
+  if ok and type(h) == 'table' and type(h.id) == 'string' and h.id ~= '' then
+    local now = now_ms()
+    local leased = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]) or now)
+    local acks = 1
+    local prev = redis.call('HGET', KEYS[6], h.id)
+    if prev then acks = (tonumber(string.match(prev, '"acks":(%d+)')) or 0) + 1 end
+    local rec = '{"acked_ms":' .. string.format('%d', now) .. ',"leased_ms":' .. string.format('%d', leased) ..
+      ',"attempt":' .. string.format('%d', tonumber(h.attempt) or 0) .. ',"acks":' .. acks
+    if type(h.pod) == 'string' and h.pod ~= '' then
+      rec = rec .. ',"pod":' .. cjson.encode(string.sub(h.pod, 1, 253))
+    end
+    redis.call('HSET', KEYS[6], h.id, rec .. '}')
+    redis.call('ZADD', KEYS[7], now, h.id)
+    local oldest = redis.call('ZRANGE', KEYS[7], 0, 1, 'WITHSCORES')
+    local n = redis.call('ZCARD', KEYS[7])
+    for i = 1, #oldest, 2 do
+      if n > maxn or (maxage > 0 and tonumber(oldest[i + 1]) <= now - maxage) then
+        redis.call('ZREM', KEYS[7], oldest[i])
+        redis.call('HDEL', KEYS[6], oldest[i])
+        n = n - 1
+      end
+    end
+  end
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -84,8 +118,8 @@ func (q *Queue) Ack(ctx context.Context, d *Delivery) error {
 // ack is Ack with the finished marker's lifetime; errFinished means an
 // earlier run of the same ack did it.
 func (q *Queue) ack(ctx context.Context, d *Delivery, ttl time.Duration) error {
-	n, err := ackScript.Run(ctx, q.rdb, []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.counters, q.finished},
-		d.Token, ttl.Milliseconds()).Int()
+	n, err := ackScript.Run(ctx, q.rdb, []string{q.claimPrefix + d.Token, q.leases, q.claimed, q.counters, q.finished, q.done, q.doneOrder},
+		d.Token, ttl.Milliseconds(), q.cfg.DoneMaxRecords, q.cfg.DoneMaxAge.Milliseconds()).Int()
 	switch {
 	case err != nil:
 		return fmt.Errorf("ack event %s: %w", d.Event.ID, err)

@@ -8,7 +8,7 @@
 //	          BRPOPLPUSH pending          -> {q}:claim:<token>
 //	lease     push the delivery header into the claim list, lease it
 //	heartbeat                                extends the lease
-//	ack       claim list, lease           -> gone
+//	ack       claim list, lease           -> gone; its done record written (done.go)
 //	nack      claim list                  -> scheduled (due after the retry schedule's delay),
 //	                                         or dead after MAX_ATTEMPTS
 //	snooze    claim list                  -> scheduled (not an attempt)
@@ -79,6 +79,14 @@ type Config struct {
 	// MinReplicasTimeout bounds that wait: past it Publish fails with
 	// ErrNotReplicated (the caller retries the batch with the same ids).
 	MinReplicasTimeout time.Duration `env:"REDIS_MIN_REPLICAS_TIMEOUT" envDefault:"2s"`
+	// DoneMaxRecords bounds the done records the ack script keeps (the
+	// last ack of each event id: when, attempt, duration, pod; see
+	// done.go); the oldest beyond it are trimmed, up to two per ack. 0
+	// writes none.
+	DoneMaxRecords int `env:"DONE_MAX_RECORDS" envDefault:"10000"`
+	// DoneMaxAge trims done records older than this (up to two per ack);
+	// 0: no age bound (DONE_MAX_RECORDS still bounds them).
+	DoneMaxAge time.Duration `env:"DONE_MAX_AGE" envDefault:"168h"`
 }
 
 // Validate reports the first unusable setting, naming its variable.
@@ -93,7 +101,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: QUEUE=%q is the hash tag of QUEUE=%s, whose keys are already %s:* (same Redis Cluster slot): the two spellings would share every key but the pending list; "+
 			"use QUEUE=%s and listName %s in the KEDA trigger (move pending events once with redis-cli RENAME %s %s)", ErrInvalidConfig, c.Name, tag, c.Name, tag, tag, c.Name, tag)
 	case reservedSegment(c.Name) != "":
-		return fmt.Errorf("%w: QUEUE=%q is shaped like a key of another queue (%q follows the hash tag); a queue name must not have a segment :leases, :claimed, :dead, :counters, :finished, :claim or :scheduled after its tag",
+		return fmt.Errorf("%w: QUEUE=%q is shaped like a key of another queue (%q follows the hash tag); a queue name must not have a segment :leases, :claimed, :dead, :counters, :finished, :claim, :scheduled or :done after its tag",
 			ErrInvalidConfig, c.Name, ":"+reservedSegment(c.Name))
 	case c.LeaseDuration < time.Second:
 		return fmt.Errorf("%w: LEASE_DURATION=%s is below 1s; use a duration such as 30s", ErrInvalidConfig, c.LeaseDuration)
@@ -111,6 +119,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MAX_WAIT=%s must be positive, such as 3600s", ErrInvalidConfig, c.MaxWait)
 	case c.MaxPayloadBytes < 64:
 		return fmt.Errorf("%w: MAX_PAYLOAD_BYTES=%d is below 64; use a size in bytes such as 1048576 (1 MiB)", ErrInvalidConfig, c.MaxPayloadBytes)
+	case c.DoneMaxRecords < 0:
+		return fmt.Errorf("%w: DONE_MAX_RECORDS=%d must be 0 (keep no done records) or more, such as 10000", ErrInvalidConfig, c.DoneMaxRecords)
+	case c.DoneMaxAge < 0 || (c.DoneMaxAge > 0 && c.DoneMaxAge < time.Millisecond):
+		return fmt.Errorf("%w: DONE_MAX_AGE=%s must be 0 (no age bound) or at least 1ms, such as 168h", ErrInvalidConfig, c.DoneMaxAge)
 	case c.MinReplicas < 0:
 		return fmt.Errorf("%w: REDIS_MIN_REPLICAS=%d must be 0 (do not wait for replicas) or more", ErrInvalidConfig, c.MinReplicas)
 	case c.MinReplicas > 0 && c.MinReplicasTimeout < time.Millisecond:
@@ -127,7 +139,7 @@ type Queue struct {
 	closer io.Closer // the client Open made, nil for New
 
 	pending, leases, claimed, dead, counters, finished, claimPrefix string
-	scheduled                                                       string
+	scheduled, done, doneOrder                                      string
 }
 
 // New returns the queue named by cfg on rdb.
@@ -147,6 +159,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Queue, error) {
 		finished:    finishedKey(n),
 		claimPrefix: claimPrefix(n),
 		scheduled:   scheduledKey(n),
+		done:        doneKey(n),
+		doneOrder:   doneOrderKey(n),
 	}, nil
 }
 

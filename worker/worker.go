@@ -135,6 +135,12 @@ type Config struct {
 	// meanwhile) — before the worker gives up with exit code 1.
 	RedisRetryTimeout time.Duration `env:"REDIS_RETRY_TIMEOUT" envDefault:"60s"`
 	LogLevel          zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
+	// PodName names this process in the lease (inspect shows it for an
+	// event in flight; the done record keeps the pod that acked): the pod's
+	// name from the downward API (the manifests set POD_NAME from
+	// fieldRef metadata.name). Empty: the hostname, which is the pod name
+	// in Kubernetes too unless the pod sets spec.hostname.
+	PodName string `env:"POD_NAME"`
 
 	// RequireWait accepts only the built-in sleep's events (a JSON object
 	// with a valid "wait", at most MAX_WAIT); others are dead-lettered at
@@ -154,6 +160,8 @@ func (c *Config) Validate() error {
 		return errors.New("SHUTDOWN_TIMEOUT must be positive, such as 10s")
 	case c.RedisRetryTimeout <= 0:
 		return errors.New("REDIS_RETRY_TIMEOUT must be positive, such as 60s")
+	case len(c.PodName) > 253:
+		return fmt.Errorf("POD_NAME is %d bytes, above 253 (a Kubernetes pod name is at most 253 characters); set it from the downward API (fieldRef metadata.name)", len(c.PodName))
 	}
 	return nil
 }
@@ -207,7 +215,10 @@ func Run(ctx context.Context, log *zap.Logger, c Config, h Handler) error {
 		return err
 	}
 	defer q.Close()
-	log.Debug("starting", zap.Stringer("redis", c.Redis), zap.String("queue", c.Queue.Name))
+	if c.PodName == "" {
+		c.PodName, _ = os.Hostname() // "" when unknown: the header leaves it out
+	}
+	log.Debug("starting", zap.Stringer("redis", c.Redis), zap.String("queue", c.Queue.Name), zap.String("pod", c.PodName))
 
 	checked := false
 	for n := 0; n < c.MaxEvents && ctx.Err() == nil; n++ {
@@ -352,7 +363,7 @@ func claim(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config) (*que
 	failing := false
 	d, err := q.ClaimWith(ctx, queue.ClaimOptions{
 		Timeout: c.ClaimTimeout, RetryTimeout: c.RedisRetryTimeout, ReleaseTimeout: c.ShutdownTimeout,
-		AnyPayload: !c.RequireWait,
+		AnyPayload: !c.RequireWait, Pod: c.PodName,
 		OnRetry: func(err error) {
 			if !failing { // once per outage
 				failing = true

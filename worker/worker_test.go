@@ -229,3 +229,36 @@ func startExampleRedis() (func(), error) {
 	}
 	return stop, nil
 }
+
+// POD_NAME reaches the lease (inspect shows the pod while the handler runs)
+// and the done record; without it the hostname does.
+func TestPodNameInLeaseAndDoneRecord(t *testing.T) {
+	host, _ := os.Hostname()
+	for _, tc := range []struct{ env, want string }{{"redis-keda-jobs-abc12-x9z8y", "redis-keda-jobs-abc12-x9z8y"}, {"", host}} {
+		env := map[string]string{}
+		if tc.env != "" {
+			env["POD_NAME"] = tc.env
+		}
+		q, _, c := setup(t, env)
+		ctx := context.Background()
+		if err := q.PublishRaw(ctx, []byte(`{"id":"p-1"}`)); err != nil {
+			t.Fatal(err)
+		}
+		var during []queue.Entry
+		err := worker.Run(ctx, zap.NewNop(), c, worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
+			sel, _ := queue.IDSelector(job.ID)
+			during, _ = q.Inspect(ctx, sel)
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(during) != 1 || during[0].Location != queue.LocProcessing || during[0].Pod != tc.want {
+			t.Errorf("POD_NAME %q: in flight %+v, want processing by %q", tc.env, during, tc.want)
+		}
+		rec, ok, err := q.Done(ctx, "p-1")
+		if err != nil || !ok || rec.Pod != tc.want || rec.Attempt != 1 || rec.Acks != 1 {
+			t.Errorf("POD_NAME %q: done record %+v, %v, %v; want pod %q", tc.env, rec, ok, err, tc.want)
+		}
+	}
+}
