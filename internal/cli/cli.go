@@ -31,7 +31,7 @@ const (
 	ExitOK       = 0 // done
 	ExitFailure  = 1 // Redis unreachable or failing, or invalid configuration
 	ExitUsage    = 2 // bad command, flag or argument, or purge without --yes: nothing changed
-	ExitNotFound = 3 // inspect or redrive: an id or reference matched nothing: nothing changed
+	ExitNotFound = 3 // inspect, redrive or cancel: an id or reference matched nothing: nothing changed
 	ExitRefused  = 4 // redrive: a dead letter cannot be redriven (payload above MAX_PAYLOAD_BYTES, unreadable record); by id nothing changed, with --all the others were redriven
 )
 
@@ -63,7 +63,7 @@ type env struct {
 }
 
 func commands() []command {
-	return []command{statsCommand(), peekCommand(), inspectCommand(), redriveCommand(), purgeCommand()}
+	return []command{statsCommand(), peekCommand(), inspectCommand(), redriveCommand(), purgeCommand(), cancelCommand(), uiCommand()}
 }
 
 // IsCommand reports whether name is one of the operator subcommands (or
@@ -114,7 +114,7 @@ Exit codes:
   0  done
   1  Redis unreachable or failing, or invalid configuration
   2  bad command, flag or argument, or purge without --yes: nothing changed
-  3  inspect, redrive: an id or reference matched nothing: nothing changed
+  3  inspect, redrive, cancel: an id or reference matched nothing: nothing changed
   4  redrive: a dead letter cannot be redriven (payload above MAX_PAYLOAD_BYTES,
      unreadable record): by id nothing changed; with --all the others moved
 `
