@@ -60,6 +60,7 @@ type env struct {
 	name           string // the command's name, for messages
 	stdout, stderr io.Writer
 	json           bool
+	environ        map[string]string // nil: the process's
 }
 
 func commands() []command {
@@ -160,7 +161,7 @@ func Run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return ExitFailure
 	}
 	defer q.Close()
-	return act(ctx, &env{q: q, cfg: cfg, name: cmd.name, stdout: stdout, stderr: stderr, json: *jsonOut})
+	return act(ctx, &env{q: q, cfg: cfg, name: cmd.name, stdout: stdout, stderr: stderr, json: *jsonOut, environ: environ})
 }
 
 // fail reports err once and returns its exit code.

@@ -1,0 +1,187 @@
+// Package ui is the dashboard: an overview of a queue's states, a paged list
+// of each, find and bounded search, and the operator's actions (redrive,
+// purge, cancel), served by `redis-keda ui` and by the publisher.
+//
+// Safe by default: it listens on loopback; optional basic auth and bearer
+// token; a read-only mode; every change is a POST with a CSRF token and a
+// confirmation step; the Host header is checked (DNS rebinding); payloads
+// are rendered as text by html/template (never markup); the CSP allows no
+// inline script. Everything it serves is embedded: no CDN.
+//
+// Every page costs Redis O(page): the overview is one snapshot script, a
+// HGETALL, an INFO and a ZRANGEBYSCORE of 61 members; a list page reads its
+// entries one LINDEX at a time (queue.Page); a search reads at most
+// UI_SEARCH_LIMIT entries per state and says so.
+package ui
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/redis-keda/redis-keda/queue"
+	"go.uber.org/zap"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Server is the dashboard of one queue.
+type Server struct {
+	q     *queue.Queue
+	redis queue.RedisConfig
+	cfg   Config
+	log   *zap.Logger
+
+	hosts                  map[string]bool
+	basic, bearer          bool
+	user, password, token  [32]byte
+	csrf                   string
+	pages                  map[string]*template.Template
+	static                 http.Handler
+	sampleEvery, sampleTTL time.Duration
+}
+
+// New makes the dashboard of q (reached with rc) from cfg (validated).
+func New(q *queue.Queue, rc queue.RedisConfig, cfg Config, log *zap.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	password, token, err := cfg.credentials()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("csrf token: %w", err)
+	}
+	s := &Server{
+		q: q, redis: rc, cfg: cfg, log: log,
+		hosts: allowedHosts(cfg), basic: cfg.Username != "", bearer: token != "",
+		user: digest(cfg.Username), password: digest(password), token: digest(token),
+		csrf: hex.EncodeToString(b), sampleEvery: 15 * time.Second,
+	}
+	if s.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	sub, err := fs.Sub(assets, "static")
+	if err != nil {
+		return nil, err
+	}
+	s.static = http.StripPrefix("/static/", http.FileServerFS(sub))
+	return s, nil
+}
+
+// Handler serves the dashboard behind its guard (security.go).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /static/", s.static)
+	mux.HandleFunc("GET /{$}", s.overview)
+	mux.HandleFunc("GET /fragment/overview", s.overviewFragment)
+	mux.HandleFunc("GET /state/{state}", s.list)
+	mux.HandleFunc("GET /find", s.find)
+	mux.HandleFunc("POST /redrive", s.redrive)
+	mux.HandleFunc("POST /purge", s.purge)
+	mux.HandleFunc("POST /cancel", s.cancel)
+	return s.guard(mux)
+}
+
+// Serve serves the dashboard on ln and samples the counters' history
+// until ctx is done, then shuts down (within 5 s) and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: zap.NewStdLog(s.log.Named("ui-http"))}
+	var wg sync.WaitGroup
+	wg.Go(func() { s.Sample(ctx) })
+	errc := make(chan error, 1)
+	wg.Go(func() { errc <- srv.Serve(ln) })
+	var err error
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = srv.Shutdown(sctx)
+		cancel()
+	case err = <-errc:
+	}
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Sample records the counters' per-minute history in Redis
+// (queue.SampleHistory) every 15 s until ctx is done: the chart's history
+// lives in Redis, so it survives a restart, and several samplers (two
+// publishers, a `redis-keda ui`) write one sample per minute between them.
+func (s *Server) Sample(ctx context.Context) {
+	t := time.NewTicker(s.sampleEvery)
+	defer t.Stop()
+	failing := false
+	for {
+		if _, err := s.q.SampleHistory(ctx); err != nil && ctx.Err() == nil && !failing {
+			s.log.Warn("ui: could not sample the counters' history; retrying", zap.Error(err))
+			failing = true
+		} else if err == nil {
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// entriesData is what the "entries" template shows: entries, and which
+// buttons each gets.
+type entriesData struct {
+	Entries                 []entryView
+	CSRF                    string
+	Select, Redrive, Cancel bool
+}
+
+// parsePages makes one template per page: the layout and the page.
+func parsePages() (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"size": sizeText,
+		"age": func(d time.Duration) string {
+			if d >= 10*time.Second {
+				return d.Round(time.Second).String()
+			}
+			return d.Round(100 * time.Millisecond).String()
+		},
+		"stamp": func(t time.Time) string {
+			if t.IsZero() {
+				return "-"
+			}
+			return t.UTC().Format("2006-01-02 15:04:05Z")
+		},
+		"add": func(a, b int) int { return a + b },
+		"listEntries": func(d listData) entriesData {
+			return entriesData{Entries: d.Entries, CSRF: d.CSRF, Select: d.CanRedrive, Redrive: d.CanRedrive, Cancel: d.CanCancel}
+		},
+		"foundEntries": func(d findData, f found) entriesData {
+			rw := !d.ReadOnly
+			return entriesData{Entries: f.Entries, CSRF: d.CSRF, Redrive: rw && f.Loc == queue.LocDead, Cancel: rw && f.Loc == queue.LocProcessing}
+		},
+	}
+	out := map[string]*template.Template{}
+	for _, p := range []string{"overview", "list", "find", "confirm", "result"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/parts.html", "templates/"+p+".html")
+		if err != nil {
+			return nil, fmt.Errorf("ui templates: %w", err)
+		}
+		out[p] = t
+	}
+	return out, nil
+}
