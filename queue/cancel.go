@@ -25,10 +25,14 @@ const CancelReason = "cancelled by operator"
 // extended and a cancel is pending.
 var ErrCancelled = errors.New(CancelReason)
 
-// cancelKey is the STRING that asks the job holding delivery token to stop:
-// set by Cancel, read by every heartbeat, deleted by Work once the event is
-// dead-lettered; it expires on its own (cancelTTL) if the job died.
-func cancelKey(name, token string) string { return hashTag(name) + ":cancel:" + token }
+// cancelKey is the ZSET claim token -> until when (Unix ms, Redis clock)
+// the request holds: a member asks the job holding that delivery to stop.
+// Added by Cancel, read by every heartbeat, removed by Work once the event
+// is dead-lettered; a request whose job died (the reaper recovers its
+// event, requeued, not cancelled) is pruned by a later Cancel once expired.
+// (Only commands the documented ACL user already has: ZADD, ZSCORE, ZREM,
+// ZRANGEBYSCORE.)
+func cancelKey(name string) string { return hashTag(name) + ":cancel" }
 
 // cancelTTL is how long a cancel request waits for its job's heartbeat: a
 // living job heartbeats every LeaseDuration/3; a dead one's lease expires
@@ -39,16 +43,19 @@ func (q *Queue) cancelTTL() time.Duration { return 3 * q.cfg.LeaseDuration }
 //
 // KEYS[1] leases zset
 // KEYS[2] claim list
-// KEYS[3] cancel key
+// KEYS[3] cancel zset
 // ARGV[1] claim token
 // ARGV[2] ms the request lives
 // Output: 1 requested, 0 the delivery is not in flight (finished or
 // recovered meanwhile).
-var cancelScript = redis.NewScript(`
+var cancelScript = redis.NewScript(luaPrelude + `
+local now = now_ms()
+local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 10)
+for _, t in ipairs(old) do redis.call('ZREM', KEYS[3], t) end
 if redis.call('LLEN', KEYS[2]) < 2 or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 0
 end
-redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
 return 1
 `)
 
@@ -75,7 +82,7 @@ func (q *Queue) Cancel(ctx context.Context, sel Selector) ([]Entry, error) {
 		if e.Location != LocProcessing || !e.matches(sel) {
 			continue
 		}
-		keys := []string{q.leases, q.claimPrefix + e.Token, cancelKey(q.cfg.Name, e.Token)}
+		keys := []string{q.leases, q.claimPrefix + e.Token, cancelKey(q.cfg.Name)}
 		n, err := cancelScript.Run(ctx, q.rdb, keys, e.Token, q.cancelTTL().Milliseconds()).Int()
 		if err != nil {
 			return out, fmt.Errorf("cancel event %s: %w", label(e), err)
@@ -101,7 +108,7 @@ func (q *Queue) cancelled(ctx context.Context, d *Delivery, ttl time.Duration) e
 	if !moved {
 		return fmt.Errorf("dead-letter cancelled event %s: %w", d.Event.ID, ErrLeaseLost)
 	}
-	if derr := q.rdb.Del(ctx, cancelKey(q.cfg.Name, d.Token)).Err(); derr != nil {
+	if derr := q.rdb.ZRem(ctx, cancelKey(q.cfg.Name), d.Token).Err(); derr != nil {
 		return fmt.Errorf("dead-letter cancelled event %s: remove the request (it expires by itself): %w", d.Event.ID, derr)
 	}
 	return err

@@ -57,8 +57,8 @@ func TestCancelInFlight(t *testing.T) {
 	if len(dls) != 1 || dls[0].Reason != CancelReason || string(dls[0].Payload) != payload || dls[0].ID != "c1" || dls[0].Attempts != 1 {
 		t.Fatalf("dead letters = %+v, want one of c1 with reason %q and the payload byte for byte", dls, CancelReason)
 	}
-	if n := rdb.Exists(ctx, cancelKey("events", d.Token)).Val(); n != 0 {
-		t.Errorf("cancel key still exists after the dead-letter")
+	if err := rdb.ZScore(ctx, cancelKey("events"), d.Token).Err(); err == nil {
+		t.Errorf("cancel request still in %s after the dead-letter", cancelKey("events"))
 	}
 	s := snapshot(t, q) // no stray key left
 	if len(s.pending) != 0 || len(s.dead) != 1 || s.counters["dead"] != "1" {

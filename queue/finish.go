@@ -18,7 +18,7 @@ import (
 //
 // KEYS[1] leases zset
 // KEYS[2] claim list
-// KEYS[3] cancel key
+// KEYS[3] cancel zset
 // ARGV[1] claim token
 // ARGV[2] lease duration, ms
 // Output: 1 extended, 2 extended and cancel requested, 0 the delivery is
@@ -27,8 +27,10 @@ var heartbeatScript = redis.NewScript(luaPrelude + `
 if redis.call('LLEN', KEYS[2]) < 2 or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 0
 end
-redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])
-if redis.call('EXISTS', KEYS[3]) == 1 then return 2 end
+local now = now_ms()
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local c = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if c and tonumber(c) > now then return 2 end
 return 1
 `)
 
@@ -37,7 +39,7 @@ return 1
 // lease was extended and an operator asked to cancel the event (Cancel):
 // stop its work; Work then dead-letters it.
 func (q *Queue) Heartbeat(ctx context.Context, d *Delivery) error {
-	keys := []string{q.leases, q.claimPrefix + d.Token, cancelKey(q.cfg.Name, d.Token)}
+	keys := []string{q.leases, q.claimPrefix + d.Token, cancelKey(q.cfg.Name)}
 	n, err := heartbeatScript.Run(ctx, q.rdb, keys, d.Token, q.cfg.LeaseDuration.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("heartbeat event %s: %w", d.Event.ID, err)

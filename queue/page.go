@@ -25,8 +25,9 @@ import (
 // historyKeep: at most 1,440 members, ~60 KB.
 func historyKey(name string) string { return hashTag(name) + ":history" }
 
-// runsKey is the HASH loop -> Unix ms (Redis clock) of its last successful
-// run: "reaper" (the publisher), later "mover".
+// runsKey is the ZSET loop -> Unix ms (Redis clock) of its last successful
+// run: "reaper" (the publisher), later "mover". (A ZSET, not a hash: the
+// documented ACL user already has ZADD and ZRANGE.)
 func runsKey(name string) string { return hashTag(name) + ":runs" }
 
 // historyKeep is how far back the history goes.
@@ -190,13 +191,14 @@ var sampleHistoryScript = redis.NewScript(luaPrelude + `
 local now = now_ms()
 local m = now - now % 60000
 if redis.call('ZCOUNT', KEYS[2], m, m) > 0 then return 0 end
-local f = {}
-for i = 2, #ARGV do f[#f + 1] = ARGV[i] end
-local v = redis.call('HMGET', KEYS[1], unpack(f))
+local all = redis.call('HGETALL', KEYS[1])
+local c = {}
+for i = 1, #all, 2 do c[all[i]] = all[i + 1] end
 local member = tostring(m)
-for i = 1, #v do member = member .. ' ' .. (v[i] or '0') end
+for i = 2, #ARGV do member = member .. ' ' .. (c[ARGV[i]] or '0') end
 redis.call('ZADD', KEYS[2], m, member)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (m - tonumber(ARGV[1])))
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. (m - tonumber(ARGV[1])), 'LIMIT', 0, 100)
+for _, o in ipairs(old) do redis.call('ZREM', KEYS[2], o) end
 return 1
 `)
 
@@ -263,12 +265,12 @@ func (q *Queue) History(ctx context.Context, now time.Time, minutes int) ([]Minu
 
 // markRunScript records a loop's run on the Redis clock.
 //
-// KEYS[1] runs hash
+// KEYS[1] runs zset
 // ARGV[1] the loop's name
 // Output: the time recorded, Unix ms.
 var markRunScript = redis.NewScript(luaPrelude + `
 local now = now_ms()
-redis.call('HSET', KEYS[1], ARGV[1], now)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
 return now
 `)
 
@@ -282,14 +284,14 @@ func (q *Queue) MarkRun(ctx context.Context, name string) error {
 
 // Runs returns each loop's last recorded run.
 func (q *Queue) Runs(ctx context.Context) (map[string]time.Time, error) {
-	kv, err := q.rdb.HGetAll(ctx, runsKey(q.cfg.Name)).Result()
+	zs, err := q.rdb.ZRangeWithScores(ctx, runsKey(q.cfg.Name), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", runsKey(q.cfg.Name), err)
 	}
-	out := make(map[string]time.Time, len(kv))
-	for k, v := range kv {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
-			out[k] = time.UnixMilli(ms)
+	out := make(map[string]time.Time, len(zs))
+	for _, z := range zs {
+		if name, ok := z.Member.(string); ok {
+			out[name] = time.UnixMilli(int64(z.Score))
 		}
 	}
 	return out, nil

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis-keda/redis-keda/internal/ui"
 	"github.com/redis-keda/redis-keda/queue"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -21,12 +22,16 @@ import (
 // Summary says what the publisher program does, for its --help.
 const Summary = `publishes BATCH_SIZE synthetic events every PUBLISH_INTERVAL (0 = none),
 runs the reaper every REAP_INTERVAL (it brings back the events of jobs that
-died), and serves /healthz, /readyz and /metrics on HTTP_ADDR until SIGTERM.`
+died), serves /healthz, /readyz and /metrics on HTTP_ADDR and the dashboard
+on UI_ADDR (127.0.0.1:8081: loopback, reach it with kubectl port-forward;
+off to disable) until SIGTERM.`
 
 // Config is the publisher's configuration (environment variables).
 type Config struct {
 	Redis queue.RedisConfig
 	Queue queue.Config
+	// UI is the dashboard (internal/ui): UI_ADDR and the UI_* variables.
+	UI ui.Config
 
 	PublishInterval time.Duration `env:"PUBLISH_INTERVAL" envDefault:"10s"`
 	BatchSize       int           `env:"BATCH_SIZE" envDefault:"10"`
@@ -121,6 +126,25 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 			}
 		}
 	})
+	if c.UI.Enabled() {
+		dash, err := ui.New(q, c.Redis, c.UI, log.Named("ui"))
+		if err != nil {
+			return errors.Join(err, shutdown(ctx, srv, &wg, c))
+		}
+		uln, err := net.Listen("tcp", c.UI.Addr)
+		if err != nil {
+			return errors.Join(fmt.Errorf("listen on UI_ADDR %s: %w", c.UI.Addr, err), shutdown(ctx, srv, &wg, c))
+		}
+		log.Info("dashboard", zap.String("ui", uln.Addr().String()), zap.Bool("read_only", c.UI.ReadOnly))
+		wg.Go(func() {
+			if err := dash.Serve(ctx, uln); err != nil {
+				select {
+				case errc <- fmt.Errorf("dashboard: %w", err):
+				default:
+				}
+			}
+		})
+	}
 	if c.BatchSize > 0 {
 		wg.Go(func() { publishLoop(ctx, log, q, c, m) })
 	} else {
@@ -144,6 +168,15 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 		log.Info("stopped")
 	}
 	return runErr
+}
+
+// shutdown stops the probes' server when Run fails after starting it.
+func shutdown(ctx context.Context, srv *http.Server, wg *sync.WaitGroup, c Config) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	wg.Wait()
+	return err
 }
 
 // warnFewReplicas warns at start when the queue's master has fewer replicas
@@ -309,6 +342,9 @@ func reapLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.D
 		res, err := q.Reap(ctx)
 		if err == nil {
 			m.reaperLastRun.SetToCurrentTime()
+			if merr := q.MarkRun(ctx, "reaper"); merr != nil && ctx.Err() == nil {
+				log.Debug("could not record the reaper's run for the dashboard", zap.Error(merr))
+			}
 		}
 		switch {
 		case err != nil && ctx.Err() == nil:

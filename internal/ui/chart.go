@@ -7,7 +7,7 @@ import (
 )
 
 // chart is the overview's bar chart of acked / retried / dead per minute,
-// drawn as SVG by the template (presentation attributes only: the CSP
+// drawn as SVG by overviewBody (presentation attributes only: the CSP
 // allows no inline style).
 type chart struct {
 	W, H    int

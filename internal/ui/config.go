@@ -38,8 +38,9 @@ type Config struct {
 	Refresh time.Duration `env:"UI_REFRESH" envDefault:"5s"`
 }
 
-// Enabled reports whether the dashboard is served (UI_ADDR is not "off").
-func (c *Config) Enabled() bool { return c.Addr != "off" }
+// Enabled reports whether the dashboard is served: UI_ADDR is not "off"
+// (nor empty, as in a Config made in code).
+func (c *Config) Enabled() bool { return c.Addr != "off" && c.Addr != "" }
 
 // Validate reports the first unusable setting, naming its variable. It
 // never shows a credential.

@@ -1,9 +1,9 @@
 package ui
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -48,19 +48,14 @@ func (s *Server) base(title, nav string) base {
 		RefreshMS: s.cfg.Refresh.Milliseconds()}
 }
 
-// render writes page p; a template error is logged once and answered 500.
-func (s *Server) render(w http.ResponseWriter, p string, status int, data any) {
-	var b bytes.Buffer
-	if err := s.pages[p].ExecuteTemplate(&b, "layout.html", data); err != nil {
-		s.fail(w, fmt.Errorf("render %s: %w", p, err))
-		return
-	}
+// render writes a page.
+func (s *Server) render(w http.ResponseWriter, b base, status int, content func(*page)) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(b.Bytes())
+	_, _ = io.WriteString(w, layout(b, content))
 }
 
-// fail answers a Redis or template error: logged, and shown without
+// fail answers a Redis error: logged, and shown without
 // anything of the request (no credential can be in it: the Redis
 // configuration's String hides passwords).
 func (s *Server) fail(w http.ResponseWriter, err error) {
@@ -141,7 +136,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	s.render(w, "overview", http.StatusOK, d)
+	s.render(w, d.base, http.StatusOK, overviewPage(d))
 }
 
 // overviewFragment is the overview's body alone, for the refresh script.
@@ -151,13 +146,10 @@ func (s *Server) overviewFragment(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	var b bytes.Buffer
-	if err := s.pages["overview"].ExecuteTemplate(&b, "overview-body", d); err != nil {
-		s.fail(w, err)
-		return
-	}
+	var p page
+	overviewBody(&p, d)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = w.Write(b.Bytes())
+	_, _ = io.WriteString(w, p.String())
 }
 
 // entryView is one entry of a list, ready to show.
@@ -256,7 +248,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		d.CanPurge = loc != queue.LocProcessing && res.Total > 0
 		d.CanCancel = loc == queue.LocProcessing
 	}
-	s.render(w, "list", http.StatusOK, d)
+	s.render(w, d.base, http.StatusOK, listPage(d))
 }
 
 // found is what a search found in one state.
@@ -309,7 +301,7 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) {
 			d.Results = append(d.Results, f)
 		}
 	}
-	s.render(w, "find", http.StatusOK, d)
+	s.render(w, d.base, http.StatusOK, findPage(d))
 }
 
 // hidden is a form field carried from a confirmation to its action.
@@ -333,13 +325,13 @@ type resultData struct {
 }
 
 func (s *Server) confirm(w http.ResponseWriter, action, question string, items []string, fields []hidden, back string) {
-	s.render(w, "confirm", http.StatusOK, confirmData{base: s.base("Confirm", ""), Action: action, Question: question,
-		Items: items, Fields: fields, Back: back})
+	d := confirmData{base: s.base("Confirm", ""), Action: action, Question: question, Items: items, Fields: fields, Back: back}
+	s.render(w, d.base, http.StatusOK, confirmPage(d))
 }
 
 func (s *Server) result(w http.ResponseWriter, status int, heading string, lines []string, back string) {
-	s.render(w, "result", status, resultData{base: s.base(heading, ""), Heading: heading, Lines: lines, Back: back,
-		Failed: status >= 400})
+	d := resultData{base: s.base(heading, ""), Heading: heading, Lines: lines, Back: back, Failed: status >= 400}
+	s.render(w, d.base, status, resultPage(d))
 }
 
 // selectorsOf reads the "ref" fields (@references or ids) of a form.

@@ -11,7 +11,7 @@ import (
 )
 
 // Payload is a payload made fit to show: everything in it is text that
-// html/template escapes; nothing of the producer's bytes is ever markup.
+// html.go escapes; nothing of the producer's bytes is ever markup.
 type Payload struct {
 	Kind string // "json", "text" or "binary"
 	Text string // pretty JSON, text with controls quoted, or a hex dump

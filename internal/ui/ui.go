@@ -5,7 +5,7 @@
 // Safe by default: it listens on loopback; optional basic auth and bearer
 // token; a read-only mode; every change is a POST with a CSRF token and a
 // confirmation step; the Host header is checked (DNS rebinding); payloads
-// are rendered as text by html/template (never markup); the CSP allows no
+// are escaped into text (html.go; never markup); the CSP allows no
 // inline script. Everything it serves is embedded: no CDN.
 //
 // Every page costs Redis O(page): the overview is one snapshot script, a
@@ -21,7 +21,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"net"
 	"net/http"
@@ -32,7 +31,7 @@ import (
 	"go.uber.org/zap"
 )
 
-//go:embed templates/*.html static/*
+//go:embed static/*
 var assets embed.FS
 
 // Server is the dashboard of one queue.
@@ -42,13 +41,12 @@ type Server struct {
 	cfg   Config
 	log   *zap.Logger
 
-	hosts                  map[string]bool
-	basic, bearer          bool
-	user, password, token  [32]byte
-	csrf                   string
-	pages                  map[string]*template.Template
-	static                 http.Handler
-	sampleEvery, sampleTTL time.Duration
+	hosts                 map[string]bool
+	basic, bearer         bool
+	user, password, token [32]byte
+	csrf                  string
+	static                http.Handler
+	sampleEvery           time.Duration
 }
 
 // New makes the dashboard of q (reached with rc) from cfg (validated).
@@ -69,9 +67,6 @@ func New(q *queue.Queue, rc queue.RedisConfig, cfg Config, log *zap.Logger) (*Se
 		hosts: allowedHosts(cfg), basic: cfg.Username != "", bearer: token != "",
 		user: digest(cfg.Username), password: digest(password), token: digest(token),
 		csrf: hex.EncodeToString(b), sampleEvery: 15 * time.Second,
-	}
-	if s.pages, err = parsePages(); err != nil {
-		return nil, err
 	}
 	sub, err := fs.Sub(assets, "static")
 	if err != nil {
@@ -142,46 +137,10 @@ func (s *Server) Sample(ctx context.Context) {
 	}
 }
 
-// entriesData is what the "entries" template shows: entries, and which
-// buttons each gets.
+// entriesData is what entriesHTML shows: entries, and which buttons each
+// gets.
 type entriesData struct {
 	Entries                 []entryView
 	CSRF                    string
 	Select, Redrive, Cancel bool
-}
-
-// parsePages makes one template per page: the layout and the page.
-func parsePages() (map[string]*template.Template, error) {
-	funcs := template.FuncMap{
-		"size": sizeText,
-		"age": func(d time.Duration) string {
-			if d >= 10*time.Second {
-				return d.Round(time.Second).String()
-			}
-			return d.Round(100 * time.Millisecond).String()
-		},
-		"stamp": func(t time.Time) string {
-			if t.IsZero() {
-				return "-"
-			}
-			return t.UTC().Format("2006-01-02 15:04:05Z")
-		},
-		"add": func(a, b int) int { return a + b },
-		"listEntries": func(d listData) entriesData {
-			return entriesData{Entries: d.Entries, CSRF: d.CSRF, Select: d.CanRedrive, Redrive: d.CanRedrive, Cancel: d.CanCancel}
-		},
-		"foundEntries": func(d findData, f found) entriesData {
-			rw := !d.ReadOnly
-			return entriesData{Entries: f.Entries, CSRF: d.CSRF, Redrive: rw && f.Loc == queue.LocDead, Cancel: rw && f.Loc == queue.LocProcessing}
-		},
-	}
-	out := map[string]*template.Template{}
-	for _, p := range []string{"overview", "list", "find", "confirm", "result"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/parts.html", "templates/"+p+".html")
-		if err != nil {
-			return nil, fmt.Errorf("ui templates: %w", err)
-		}
-		out[p] = t
-	}
-	return out, nil
 }
