@@ -137,6 +137,20 @@ func (q *Queue) Search(ctx context.Context, loc Location, text string, limit, ma
 		}
 		return true
 	}
+	// Most entries match nothing: they are looked at as Redis sent them
+	// (an id, a reference's digits or a substring of the payload is in the
+	// stored bytes, or the SHA-1 starts with the reference) and parsed only
+	// when they may match.
+	ref := ""
+	if IsRef(text) {
+		ref = strings.ToLower(text[1:])
+	}
+	// A dead letter holds its payload as a JSON string: "a" is \"a\" there.
+	quoted := jsonStringBody(text)
+	maybe := func(r rawEntry) bool {
+		return strings.Contains(r.prefix, text) || (loc == LocDead && strings.Contains(r.prefix, quoted)) ||
+			(ref != "" && strings.HasPrefix(r.sha1, ref))
+	}
 	switch loc {
 	case LocPending, LocDead:
 		key, step := q.pending, int64(-1)
@@ -145,6 +159,10 @@ func (q *Queue) Search(ctx context.Context, loc Location, text string, limit, ma
 		}
 		err := q.scanList(ctx, key, step, limit, func(llen int64, r rawEntry) bool {
 			res.Total = llen
+			if !maybe(r) {
+				res.Scanned++
+				return true
+			}
 			var e Entry
 			if loc == LocPending {
 				e = pendingEntry(r)
@@ -178,6 +196,13 @@ func (q *Queue) Search(ctx context.Context, loc Location, text string, limit, ma
 		return res, nil
 	}
 	return res, fmt.Errorf("search: unknown state %q: use pending, processing or dead", loc)
+}
+
+// jsonStringBody is s as it appears inside a JSON string (encodeJSON: no
+// HTML escaping), without the quotes.
+func jsonStringBody(s string) string {
+	b := encodeJSON(s)
+	return string(b[1 : len(b)-1])
 }
 
 // sampleHistoryScript records the counters once per minute.

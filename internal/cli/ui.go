@@ -34,7 +34,7 @@ no buttons at all (every POST refused).
 
 Environment (besides the Redis and queue variables): UI_ADDR, UI_READ_ONLY,
 UI_USERNAME, UI_PASSWORD, UI_PASSWORD_FILE, UI_TOKEN, UI_TOKEN_FILE,
-UI_ALLOWED_HOSTS, UI_PAGE_SIZE (50), UI_SEARCH_LIMIT (10000), UI_REFRESH (5s).
+UI_ALLOWED_HOSTS, UI_PAGE_SIZE (50), UI_SEARCH_LIMIT (1000), UI_REFRESH (5s).
 
 Flags:
   --addr HOST:PORT  listen there instead of UI_ADDR

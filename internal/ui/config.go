@@ -33,7 +33,7 @@ type Config struct {
 	// PageSize is the entries per list page.
 	PageSize int `env:"UI_PAGE_SIZE" envDefault:"50"`
 	// SearchLimit bounds the entries a search looks at, per state.
-	SearchLimit int `env:"UI_SEARCH_LIMIT" envDefault:"10000"`
+	SearchLimit int `env:"UI_SEARCH_LIMIT" envDefault:"1000"`
 	// Refresh is the overview's refresh period in the browser.
 	Refresh time.Duration `env:"UI_REFRESH" envDefault:"5s"`
 }
