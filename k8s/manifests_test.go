@@ -9,6 +9,7 @@ package k8s_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -518,6 +519,7 @@ func checkScaledJob(t *testing.T, r rendered, cm map[string]string) {
 		t.Errorf("ttlSecondsAfterFinished %d, want %d: the TTL deletes failed Jobs too, so it must leave a day to look at them", n, minFailedJobTTL)
 	}
 	checkJobLabels(t, sj)
+	checkPodNameEnv(t, list(sj, "spec", "jobTargetRef", "template", "spec", "containers")[0])
 
 	job := mapAt(spec, "jobTargetRef")
 	intRange("jobTargetRef.backoffLimit", 0, 0)
@@ -712,6 +714,24 @@ func checkPublisher(t *testing.T, r rendered, cm map[string]string) {
 		t.Errorf("publisher REDIS_PASSWORD is not from a Secret")
 	}
 	checkGoRuntimeEnv(t, "publisher", c)
+}
+
+// checkPodNameEnv: the job's container (jobs, or the runner's workload)
+// gets its pod's name from the downward API, exactly once, for the lease
+// header and the done record.
+func checkPodNameEnv(t *testing.T, c any) {
+	t.Helper()
+	var got []string
+	for _, e := range list(c, "env") {
+		if str(e, "name") == "POD_NAME" {
+			b, _ := json.Marshal(e)
+			got = append(got, string(b))
+		}
+	}
+	want := `{"name":"POD_NAME","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}}`
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("container %s POD_NAME env %q, want exactly [%s]", str(c, "name"), got, want)
+	}
 }
 
 // checkGoRuntimeEnv: GOMAXPROCS follows the CPU limit, GOMEMLIMIT is

@@ -53,12 +53,25 @@ func TestDocumentedACLUsersSuffice(t *testing.T) {
 
 	app := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "redis-keda", Password: "app-pw"})
 	defer app.Close()
-	q, _ := newQueueOn(t, app, func(c *Config) { c.MaxAttempts = 2 })
+	q, _ := newQueueOn(t, app, func(c *Config) { c.MaxAttempts = 2; c.DoneMaxRecords, c.DoneMaxAge = 1, time.Millisecond })
 	must := func(what string, err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatalf("%s as the documented app user: %v", what, err)
 		}
+	}
+	// Done records: written (and, DONE_MAX_RECORDS 1, trimmed) by acks,
+	// read by Inspect and DoneRecords.
+	for _, id := range []string{"d1", "d2"} {
+		must("publish raw", q.PublishRaw(ctx, []byte(`{"id":"`+id+`","wait":1}`)))
+		d, err := q.Claim(ctx, time.Second)
+		must("claim", err)
+		must("ack", q.Ack(ctx, d))
+		_, err = q.Inspect(ctx, mustID(t, id))
+		must("inspect of a done event", err)
+	}
+	if recs, err := q.DoneRecords(ctx, 10); err != nil || len(recs) != 1 || recs[0].ID != "d2" {
+		t.Fatalf("done records as the documented app user: %+v, %v; want d2 alone", recs, err)
 	}
 	_, err := q.Publish(ctx, Event{Wait: time.Second}, Event{Wait: time.Second})
 	must("publish", err)

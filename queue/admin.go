@@ -38,6 +38,8 @@ const (
 	LocProcessing Location = "processing" // leased by a job (in flight)
 	LocClaimed    Location = "claimed"    // moved by a job's BRPOPLPUSH, not leased (yet)
 	LocDead       Location = "dead"       // in the dead-letter list
+	LocDone       Location = "done"       // acked: a done record (done.go)
+	LocScheduled  Location = "scheduled"  // waiting in the scheduled set for its due time
 )
 
 // CounterNames are the fields of the counters hash, in display order:
@@ -245,10 +247,20 @@ type Entry struct {
 	Token         string
 	ClaimedAt     time.Time // leased at (processing only)
 	LeaseDeadline time.Time // when the reaper may take it back
+	Pod           string    // the claimer's pod (processing; done: the pod that acked it)
 
 	// Dead letters.
 	Reason string
 	DeadAt time.Time
+
+	// Done records (LocDone): acked at (Redis clock), and how many acks of
+	// this id the record has seen (more than 1: processed more than once).
+	// ClaimedAt is when the acked delivery was leased, Attempts its number.
+	AckedAt time.Time
+	Acks    int
+
+	// Scheduled: when the event is due (Redis clock).
+	DueAt time.Time
 
 	sha1    string // hex SHA-1 of the stored entry
 	stored  int    // the stored entry's size (record, envelope, ...)
@@ -611,6 +623,7 @@ func claimEntry(token string, c []any) Entry {
 		} else {
 			e = Entry{Location: LocProcessing, ID: dh.ID, IDAssigned: dh.Assigned, Attempts: dh.Attempt, Size: dh.Size}
 			e.ClaimedAt, _ = time.Parse(time.RFC3339Nano, dh.ClaimedAt)
+			e.Pod = dh.Pod
 			if ms, ok := c[2].(string); ok {
 				if f, err := strconv.ParseFloat(ms, 64); err == nil {
 					e.ClaimedAt = time.UnixMilli(int64(f))

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
@@ -56,6 +57,11 @@ type ClaimOptions struct {
 	AnyPayload bool
 	// OnRetry, if set, sees each Redis error the claim is about to retry.
 	OnRetry func(error)
+	// Pod names the claimer in the delivery header (inspect shows it for an
+	// event in flight, the done record keeps it): the pod name (POD_NAME),
+	// or the hostname outside Kubernetes. At most 253 bytes of printable
+	// text; "" leaves it out.
+	Pod string
 	// OnRecover, if set, is told how long Redis failed once it answers
 	// again. The claim then waits its whole Timeout afresh: time spent
 	// unable to reach Redis is not time spent waiting for an event.
@@ -111,6 +117,9 @@ func (q *Queue) ClaimWith(ctx context.Context, opt ClaimOptions) (*Delivery, err
 	opt.Timeout = max(opt.Timeout, time.Second)
 	if opt.ReleaseTimeout <= 0 {
 		opt.ReleaseTimeout = 10 * time.Second
+	}
+	if err := checkPod(opt.Pod); err != nil {
+		return nil, err
 	}
 	r := &retrier{timeout: opt.RetryTimeout, onRetry: opt.OnRetry, onRecover: opt.OnRecover}
 	for {
@@ -223,7 +232,21 @@ func (q *Queue) claimToken(ctx context.Context, token string, opt ClaimOptions, 
 	}
 	// Leasing takes a moment; a signal meanwhile is Work's to handle (it
 	// releases the event at once), so the lease itself is not cancelled.
-	return q.lease(context.WithoutCancel(ctx), token, key, entry, r, opt.AnyPayload)
+	return q.lease(context.WithoutCancel(ctx), token, key, entry, r, opt)
+}
+
+// checkPod refuses a pod name the delivery header must not carry: longer
+// than maxPodLen, or with bytes that are not printable UTF-8 (a name from
+// the environment is shown by inspect and the dashboard as it is).
+func checkPod(pod string) error {
+	if len(pod) > maxPodLen {
+		return fmt.Errorf("%w: pod name is %d bytes, above %d (a Kubernetes pod name is at most 253 characters); set POD_NAME from the downward API (fieldRef metadata.name)",
+			ErrInvalidConfig, len(pod), maxPodLen)
+	}
+	if !utf8.ValidString(pod) || strings.IndexFunc(pod, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return fmt.Errorf("%w: pod name %q has bytes that are not printable UTF-8; set POD_NAME from the downward API (fieldRef metadata.name)", ErrInvalidConfig, pod)
+	}
+	return nil
 }
 
 // claimFailed is the error of a claim that gave up on Redis; ctx ending
@@ -336,7 +359,7 @@ return 1
 
 // lease validates the claimed entry and turns it into a delivery, or
 // dead-letters it.
-func (q *Queue) lease(ctx context.Context, token, key, entry string, r *retrier, anyPayload bool) (*Delivery, error) {
+func (q *Queue) lease(ctx context.Context, token, key, entry string, r *retrier, opt ClaimOptions) (*Delivery, error) {
 	h, payload, off, envErr := splitEntry(entry)
 	attempt := h.Attempts + 1
 
@@ -363,7 +386,7 @@ func (q *Queue) lease(ctx context.Context, token, key, entry string, r *retrier,
 		inv = &InvalidEventError{Reason: envErr.Error()}
 	case attempt > q.cfg.MaxAttempts:
 		inv = &InvalidEventError{Reason: fmt.Sprintf("delivered %d times, MAX_ATTEMPTS is %d", h.Attempts, q.cfg.MaxAttempts)}
-	case anyPayload:
+	case opt.AnyPayload:
 		ev = parseAnyEvent([]byte(payload))
 	default:
 		var err error
@@ -391,7 +414,7 @@ func (q *Queue) lease(ctx context.Context, token, key, entry string, r *retrier,
 	header := string(encodeJSON(deliveryHeader{
 		Token: token, ID: d.Event.ID, Assigned: d.IDAssigned, Attempt: attempt,
 		ClaimedAt: d.ClaimedAt.UTC().Format(time.RFC3339Nano),
-		Off:       off, Size: len(payload), UTF8: utf8.ValidString(payload),
+		Off:       off, Size: len(payload), UTF8: utf8.ValidString(payload), Pod: opt.Pod,
 	}))
 	var got any
 	err := r.do(ctx, func() error {

@@ -31,10 +31,13 @@ import (
 // Header — element 0 of a claim list once leased (element 1 is the entry as
 // it came from pending, envelope or not):
 //
-//	{"attempt":1,"off":0,"utf8":true,"assigned":false,"id":"…","token":"…","claimed_at":"…","size":13}
+//	{"attempt":1,"off":0,"utf8":true,"assigned":false,"id":"…","token":"…","claimed_at":"…","size":13,"pod":"…"}
 //
 // off is where the payload starts inside element 1, size its length, utf8
-// whether it is valid UTF-8 (so scripts know how to dead-letter it).
+// whether it is valid UTF-8 (so scripts know how to dead-letter it). pod is
+// the claimer's pod name (POD_NAME from the downward API; the hostname
+// outside Kubernetes), at most maxPodLen bytes, left out when unknown: the
+// ack script copies it into the event's done record.
 //
 // Dead letter — an entry of the dead list, one JSON object:
 //
@@ -159,7 +162,12 @@ type deliveryHeader struct {
 	Token     string `json:"token"`
 	ClaimedAt string `json:"claimed_at"`
 	Size      int    `json:"size"`
+	Pod       string `json:"pod,omitempty"`
 }
+
+// maxPodLen bounds the pod name a delivery header carries: a Kubernetes pod
+// name is a DNS subdomain, at most 253 characters.
+const maxPodLen = 253
 
 // DeadLetter is one record of the dead-letter list.
 type DeadLetter struct {

@@ -21,7 +21,7 @@ import "strings"
 //     reaper used to move the other spelling's expired events into its own
 //     list, which KEDA did not watch;
 //   - a tagged name with a segment :leases, :claimed, :dead, :counters,
-//     :finished, :claim, :cancel, :history or :runs after its tag ("{events}:dead") is refused: it is, or may become,
+//     :finished, :claim, :scheduled, :done, :cancel, :history or :runs after its tag ("{events}:dead") is refused: it is, or may become,
 //     a key of the queue named by the part before.
 //
 // Several queues in one slot: "orders", "{orders}:high", "{orders}:low".
@@ -54,8 +54,8 @@ func isBareTag(name string) bool {
 
 // reservedSegment returns the first ':'-separated segment after a tagged
 // name's hash tag that is a derived key's suffix (leases, claimed, dead,
-// counters, finished, claim, cancel, history, runs: see below and
-// cancel.go, page.go), or "".
+// counters, finished, claim, scheduled, done, cancel, history, runs: see
+// below and schedule.go, done.go, cancel.go, page.go), or "".
 func reservedSegment(name string) string {
 	if !hasHashTag(name) {
 		return "" // its keys are {name}:..., never another untagged name
@@ -64,7 +64,7 @@ func reservedSegment(name string) string {
 	j := i + 1 + strings.IndexByte(name[i+1:], '}')
 	for _, seg := range strings.Split(name[j+1:], ":") {
 		switch seg {
-		case "leases", "claimed", "dead", "counters", "finished", "claim", "cancel", "history", "runs":
+		case "leases", "claimed", "dead", "counters", "finished", "claim", "scheduled", "done", "cancel", "history", "runs":
 			return seg
 		}
 	}
@@ -116,3 +116,13 @@ func countersKey(name string) string { return hashTag(name) + ":counters" }
 // "already done" instead of "lease lost". Markers live for the finishing
 // retry window; each finish prunes up to two expired ones.
 func finishedKey(name string) string { return hashTag(name) + ":finished" }
+
+// doneKey is the HASH event id -> done record (JSON, see done.go) of the
+// events acked lately: the ack script writes it, bounded by
+// DONE_MAX_RECORDS and DONE_MAX_AGE with doneOrderKey.
+func doneKey(name string) string { return hashTag(name) + ":done" }
+
+// doneOrderKey is the ZSET event id -> Unix ms (Redis server clock) of its
+// last ack: the order in which the ack script trims done records, oldest
+// first.
+func doneOrderKey(name string) string { return hashTag(name) + ":done:order" }

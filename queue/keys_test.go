@@ -15,7 +15,7 @@ import (
 // queue's key are refused, with the exact message.
 func TestQueueNamesThatShareKeysAreRefused(t *testing.T) {
 	ok := Config{Name: "events", LeaseDuration: 30 * time.Second, MaxAttempts: 5, MaxWait: time.Hour, MaxPayloadBytes: 1 << 20}
-	const seg = "; a queue name must not have a segment :leases, :claimed, :dead, :counters, :finished or :claim after its tag"
+	const seg = "; a queue name must not have a segment :leases, :claimed, :dead, :counters, :finished, :claim, :scheduled or :done after its tag"
 	for _, tc := range []struct{ name, want string }{
 		{"{orders}", `invalid queue configuration: QUEUE="{orders}" is the hash tag of QUEUE=orders, whose keys are already {orders}:* (same Redis Cluster slot): the two spellings would share every key but the pending list; use QUEUE=orders and listName orders in the KEDA trigger (move pending events once with redis-cli RENAME {orders} orders)`},
 		{"{events}:dead", `invalid queue configuration: QUEUE="{events}:dead" is shaped like a key of another queue (":dead" follows the hash tag)` + seg},
@@ -24,7 +24,10 @@ func TestQueueNamesThatShareKeysAreRefused(t *testing.T) {
 		{"{events}:counters", `invalid queue configuration: QUEUE="{events}:counters" is shaped like a key of another queue (":counters" follows the hash tag)` + seg},
 		{"{events}:finished", `invalid queue configuration: QUEUE="{events}:finished" is shaped like a key of another queue (":finished" follows the hash tag)` + seg},
 		{"{events}:claim:0123abcd", `invalid queue configuration: QUEUE="{events}:claim:0123abcd" is shaped like a key of another queue (":claim" follows the hash tag)` + seg},
+		{"{events}:scheduled", `invalid queue configuration: QUEUE="{events}:scheduled" is shaped like a key of another queue (":scheduled" follows the hash tag)` + seg},
 		{"{events}:claim", `invalid queue configuration: QUEUE="{events}:claim" is shaped like a key of another queue (":claim" follows the hash tag)` + seg},
+		{"{events}:done", `invalid queue configuration: QUEUE="{events}:done" is shaped like a key of another queue (":done" follows the hash tag)` + seg},
+		{"{events}:done:order", `invalid queue configuration: QUEUE="{events}:done:order" is shaped like a key of another queue (":done" follows the hash tag)` + seg},
 		{"{events}:high:dead", `invalid queue configuration: QUEUE="{events}:high:dead" is shaped like a key of another queue (":dead" follows the hash tag)` + seg},
 		{"x{events}:dead", `invalid queue configuration: QUEUE="x{events}:dead" is shaped like a key of another queue (":dead" follows the hash tag)` + seg},
 		{"events", ""},

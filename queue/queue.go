@@ -51,6 +51,16 @@ type Config struct {
 	// dead-lettered. Every delivery counts, including one whose job died
 	// before it could lease the event.
 	MaxAttempts int `env:"MAX_ATTEMPTS" envDefault:"5"`
+	// RetryBase is the delay before the first retry; each further retry
+	// waits RetryFactor times longer, at most RetryMax, minus a random part
+	// of up to RetryJitter of it (Config.Backoff). A failed attempt waits in
+	// the scheduled set meanwhile (no Job starts for it). RetryBase 0
+	// retries at once (back of the pending list, as before the schedule);
+	// RetryFactor 0 counts as 1.
+	RetryBase   time.Duration `env:"RETRY_BASE" envDefault:"15s"`
+	RetryFactor float64       `env:"RETRY_FACTOR" envDefault:"4"`
+	RetryMax    time.Duration `env:"RETRY_MAX" envDefault:"1h"`
+	RetryJitter float64       `env:"RETRY_JITTER" envDefault:"0.25"`
 	// MaxWait bounds an event's "wait"; longer events are dead-lettered.
 	MaxWait time.Duration `env:"MAX_WAIT" envDefault:"3600s"`
 	// MaxPayloadBytes bounds an event's size. A larger entry is
@@ -64,6 +74,14 @@ type Config struct {
 	// MinReplicasTimeout bounds that wait: past it Publish fails with
 	// ErrNotReplicated (the caller retries the batch with the same ids).
 	MinReplicasTimeout time.Duration `env:"REDIS_MIN_REPLICAS_TIMEOUT" envDefault:"2s"`
+	// DoneMaxRecords bounds the done records the ack script keeps (the
+	// last ack of each event id: when, attempt, duration, pod; see
+	// done.go); the oldest beyond it are trimmed, up to two per ack. 0
+	// writes none.
+	DoneMaxRecords int `env:"DONE_MAX_RECORDS" envDefault:"100000"`
+	// DoneMaxAge trims done records older than this (up to two per ack);
+	// 0: no age bound (DONE_MAX_RECORDS still bounds them).
+	DoneMaxAge time.Duration `env:"DONE_MAX_AGE" envDefault:"168h"`
 }
 
 // Validate reports the first unusable setting, naming its variable.
@@ -78,16 +96,28 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: QUEUE=%q is the hash tag of QUEUE=%s, whose keys are already %s:* (same Redis Cluster slot): the two spellings would share every key but the pending list; "+
 			"use QUEUE=%s and listName %s in the KEDA trigger (move pending events once with redis-cli RENAME %s %s)", ErrInvalidConfig, c.Name, tag, c.Name, tag, tag, c.Name, tag)
 	case reservedSegment(c.Name) != "":
-		return fmt.Errorf("%w: QUEUE=%q is shaped like a key of another queue (%q follows the hash tag); a queue name must not have a segment :leases, :claimed, :dead, :counters, :finished or :claim after its tag",
+		return fmt.Errorf("%w: QUEUE=%q is shaped like a key of another queue (%q follows the hash tag); a queue name must not have a segment :leases, :claimed, :dead, :counters, :finished, :claim, :scheduled or :done after its tag",
 			ErrInvalidConfig, c.Name, ":"+reservedSegment(c.Name))
 	case c.LeaseDuration < time.Second:
 		return fmt.Errorf("%w: LEASE_DURATION=%s is below 1s; use a duration such as 30s", ErrInvalidConfig, c.LeaseDuration)
 	case c.MaxAttempts < 1:
 		return fmt.Errorf("%w: MAX_ATTEMPTS=%d must be at least 1", ErrInvalidConfig, c.MaxAttempts)
+	case c.RetryBase < 0:
+		return fmt.Errorf("%w: RETRY_BASE=%s must be 0 (retry at once) or more, such as 15s", ErrInvalidConfig, c.RetryBase)
+	case c.RetryFactor != 0 && !(c.RetryFactor >= 1 && c.RetryFactor <= 100):
+		return fmt.Errorf("%w: RETRY_FACTOR=%v must be from 1 (a fixed delay) to 100, such as 4", ErrInvalidConfig, c.RetryFactor)
+	case c.RetryMax < c.RetryBase:
+		return fmt.Errorf("%w: RETRY_MAX=%s is below RETRY_BASE=%s; use a bound such as 1h", ErrInvalidConfig, c.RetryMax, c.RetryBase)
+	case !(c.RetryJitter >= 0 && c.RetryJitter <= 1):
+		return fmt.Errorf("%w: RETRY_JITTER=%v must be from 0 (no jitter) to 1, such as 0.25", ErrInvalidConfig, c.RetryJitter)
 	case c.MaxWait <= 0:
 		return fmt.Errorf("%w: MAX_WAIT=%s must be positive, such as 3600s", ErrInvalidConfig, c.MaxWait)
 	case c.MaxPayloadBytes < 64:
 		return fmt.Errorf("%w: MAX_PAYLOAD_BYTES=%d is below 64; use a size in bytes such as 1048576 (1 MiB)", ErrInvalidConfig, c.MaxPayloadBytes)
+	case c.DoneMaxRecords < 0:
+		return fmt.Errorf("%w: DONE_MAX_RECORDS=%d must be 0 (keep no done records) or more, such as 100000", ErrInvalidConfig, c.DoneMaxRecords)
+	case c.DoneMaxAge < 0 || (c.DoneMaxAge > 0 && c.DoneMaxAge < time.Millisecond):
+		return fmt.Errorf("%w: DONE_MAX_AGE=%s must be 0 (no age bound) or at least 1ms, such as 168h", ErrInvalidConfig, c.DoneMaxAge)
 	case c.MinReplicas < 0:
 		return fmt.Errorf("%w: REDIS_MIN_REPLICAS=%d must be 0 (do not wait for replicas) or more", ErrInvalidConfig, c.MinReplicas)
 	case c.MinReplicas > 0 && c.MinReplicasTimeout < time.Millisecond:
@@ -104,6 +134,7 @@ type Queue struct {
 	closer io.Closer // the client Open made, nil for New
 
 	pending, leases, claimed, dead, counters, finished, claimPrefix string
+	scheduled, done, doneOrder                                      string
 }
 
 // New returns the queue named by cfg on rdb.
@@ -122,6 +153,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Queue, error) {
 		counters:    countersKey(n),
 		finished:    finishedKey(n),
 		claimPrefix: claimPrefix(n),
+		scheduled:   scheduledKey(n),
+		done:        doneKey(n),
+		doneOrder:   doneOrderKey(n),
 	}, nil
 }
 
@@ -210,18 +244,26 @@ func (q *Queue) PublishRaw(ctx context.Context, payloads ...[]byte) error {
 	}
 	args := make([]any, len(payloads))
 	for i, p := range payloads {
-		if bytes.HasPrefix(p, []byte(envelopeMagic)) {
-			return fmt.Errorf("%w: payload %d of %d starts with %q, the marker of the queue's own envelopes (a job would read the rest as the queue's bookkeeping); start the payload with anything else, e.g. send it as JSON",
-				ErrInvalidEvent, i+1, len(payloads), envelopeMagic)
-		}
-		if len(p) > q.cfg.MaxPayloadBytes {
-			return fmt.Errorf("%w: payload %d of %d is %d bytes, above MAX_PAYLOAD_BYTES (%d); store large data elsewhere and publish a reference",
-				ErrPayloadTooLarge, i+1, len(payloads), len(p), q.cfg.MaxPayloadBytes)
+		if err := q.checkRaw(p, i, len(payloads)); err != nil {
+			return err
 		}
 		args[i] = p
 	}
 	if err := q.push(ctx, args); err != nil {
 		return fmt.Errorf("publish %d payloads: %w", len(payloads), err)
+	}
+	return nil
+}
+
+// checkRaw refuses payload i of n as PublishRaw documents.
+func (q *Queue) checkRaw(p []byte, i, n int) error {
+	if bytes.HasPrefix(p, []byte(envelopeMagic)) {
+		return fmt.Errorf("%w: payload %d of %d starts with %q, the marker of the queue's own envelopes (a job would read the rest as the queue's bookkeeping); start the payload with anything else, e.g. send it as JSON",
+			ErrInvalidEvent, i+1, n, envelopeMagic)
+	}
+	if len(p) > q.cfg.MaxPayloadBytes {
+		return fmt.Errorf("%w: payload %d of %d is %d bytes, above MAX_PAYLOAD_BYTES (%d); store large data elsewhere and publish a reference",
+			ErrPayloadTooLarge, i+1, n, len(p), q.cfg.MaxPayloadBytes)
 	}
 	return nil
 }

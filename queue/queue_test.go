@@ -70,7 +70,7 @@ func snapshot(t testing.TB, q *Queue) state {
 	}
 	for _, k := range keys {
 		switch {
-		case k == q.pending || k == q.leases || k == q.claimed || k == q.dead || k == q.counters || k == q.finished:
+		case k == q.pending || k == q.leases || k == q.claimed || k == q.dead || k == q.counters || k == q.finished || k == scheduledKey(q.cfg.Name) || k == q.done || k == q.doneOrder:
 		case strings.HasPrefix(k, q.claimPrefix) && registered[strings.TrimPrefix(k, q.claimPrefix)]:
 			tok := strings.TrimPrefix(k, q.claimPrefix)
 			s.claims[tok], err = q.rdb.LRange(ctx, k, 0, -1).Result()

@@ -57,6 +57,7 @@ func (tp topology) open(t *testing.T, name string, extra ...string) topologyQueu
 	env["QUEUE"] = name
 	env["LEASE_DURATION"] = "1s"
 	env["MAX_ATTEMPTS"] = "3"
+	env["RETRY_BASE"], env["RETRY_JITTER"] = "50ms", "0" // a nack waits 50ms, then 200ms, in the scheduled set
 	for i := 0; i+1 < len(extra); i += 2 {
 		env[extra[i]] = extra[i+1]
 	}
@@ -284,10 +285,22 @@ func topologyCases() []struct {
 				if dead, err := q.Nack(ctx, d, "handler exploded"); err != nil || dead != (attempt == 3) {
 					t.Fatalf("nack %d: dead=%v, %v", attempt, dead, err)
 				}
+				if attempt < 3 { // scheduled for its retry; the mover brings it back once due
+					if z := q.view.rdb.ZCard(ctx, q.view.scheduled).Val(); z != 1 {
+						t.Fatalf("nack %d: %d scheduled, want the event", attempt, z)
+					}
+					for moved := 0; moved == 0; time.Sleep(10 * time.Millisecond) {
+						res, err := q.MoveDue(ctx)
+						if err != nil {
+							t.Fatal(err)
+						}
+						moved = res.Moved
+					}
+				}
 			}
 			s := snapshot(t, q.view)
 			s.clean(t)
-			if s.counts() != [3]int{0, 0, 1} || fmt.Sprint(s.counters) != "map[dead:1 retried:2]" {
+			if s.counts() != [3]int{0, 0, 1} || fmt.Sprint(s.counters) != "map[dead:1 retried:2 scheduled_moved:2]" {
 				t.Fatalf("state %+v", s)
 			}
 			dls, err := q.DeadLetters(ctx, 1)

@@ -13,7 +13,8 @@ type Outcome string
 
 const (
 	Acked    Outcome = "acked"    // processed and removed
-	Retried  Outcome = "retried"  // handler failed; back in pending
+	Retried  Outcome = "retried"  // handler failed; scheduled for its retry (or back in pending)
+	Snoozed  Outcome = "snoozed"  // handler asked to run again later; scheduled, not counted
 	Dead     Outcome = "dead"     // handler failed on the last attempt; dead-lettered
 	Released Outcome = "released" // shutdown; back at the front of pending, not counted
 	Lost     Outcome = "lost"     // lease expired; the reaper gave it to someone else
@@ -74,8 +75,12 @@ type WorkOptions struct {
 //   - h returned nil: Ack;
 //   - ctx was cancelled (shutdown): Release — back to the front of pending,
 //     not counted as an attempt;
-//   - h failed: Nack — retried later, or dead-lettered on the last attempt;
+//   - h failed: Nack — retried after the retry schedule's delay (or the
+//     delay of a *RetryAfterError in h's error: NackAfter), or
+//     dead-lettered on the last attempt;
 //   - h's error wraps ErrSkipRetry: dead-lettered now (Bury);
+//   - h's error wraps a *SnoozeError: Snooze — run again after its delay,
+//     the attempt not counted;
 //   - h's error wraps ErrNotStarted: Release, as on shutdown;
 //   - an operator cancelled the event (Cancel; seen by a heartbeat): h's
 //     context is cancelled with cause ErrCancelled, and once h returns the
@@ -211,11 +216,13 @@ func (q *Queue) Work(ctx context.Context, d *Delivery, h Handler, opt WorkOption
 			return Lost, err
 		}
 		return o, err
+	case errors.As(herr, new(*SnoozeError)):
+		return settle(Snoozed, finish(opt.FinishTimeout, func(c context.Context, ttl time.Duration) error { return q.snooze(c, d, snoozeDelay(herr), ttl) }))
 	default:
 		var dead bool
 		err := finish(opt.FinishTimeout, func(c context.Context, ttl time.Duration) error {
 			var err error
-			dead, err = q.nack(c, d, herr.Error(), ttl)
+			dead, err = q.nack(c, d, herr.Error(), retryDelay(herr), ttl)
 			return err
 		})
 		if dead {

@@ -4,11 +4,17 @@
 // handler runs, and finishes it exactly once by what the handler returns:
 //
 //   - nil: the event is acked (done);
-//   - an error: the event is retried (back of the queue, the attempt
+//   - an error: the event is retried after the retry schedule's delay
+//     (RETRY_BASE, RETRY_FACTOR, RETRY_MAX, RETRY_JITTER; the attempt
 //     counted), and dead-lettered with the error as reason after
 //     MAX_ATTEMPTS deliveries;
 //   - an error wrapping SkipRetry: dead-lettered now, on any attempt (the
 //     event can never succeed);
+//   - RetryAfter(d, err): retried after d instead of the retry schedule's
+//     delay (the attempt counted; dead-lettered with err after
+//     MAX_ATTEMPTS);
+//   - Snooze(d): run again after d, the attempt not counted (River's
+//     JobSnooze);
 //   - an error wrapping NotStarted: released (front of the queue, the
 //     attempt not counted) and Run stops — for a fault that is not the
 //     event's, such as a missing program;
@@ -23,8 +29,7 @@
 // It reads the same environment as the redis-keda jobs (REDIS_ADDR,
 // REDIS_PASSWORD, QUEUE, MAX_EVENTS, CLAIM_TIMEOUT, MAX_ATTEMPTS,
 // LEASE_DURATION, SHUTDOWN_TIMEOUT, REDIS_RETRY_TIMEOUT, LOG_LEVEL …; see the
-// README's Configuration). Delays (retry after a duration) come with the
-// retry schedule and are not part of this API yet.
+// README's Configuration).
 //
 // The built-in sleep (`redis-keda jobs`) and the command runner
 // (`redis-keda run -- CMD`) are two handlers of this package: there is one
@@ -89,6 +94,23 @@ var (
 	NotStarted = queue.ErrNotStarted
 )
 
+// RetryAfter is the verdict "failed with err; retry after d" (instead of
+// the retry schedule's delay). The attempt counts: on the MAX_ATTEMPTS-th the
+// event is dead-lettered with err's text. Return it, or wrap it.
+func RetryAfter(d time.Duration, err error) error { return queue.RetryAfter(d, err) }
+
+// Snooze is the verdict "not now: run again after d", which does not count
+// as an attempt (River's JobSnooze): for work that waits on something else,
+// not for failures (a snoozing event is never dead-lettered).
+func Snooze(d time.Duration) error { return queue.Snooze(d) }
+
+// RetryAfterError and SnoozeError are the verdicts RetryAfter and Snooze
+// return, for errors.As.
+type (
+	RetryAfterError = queue.RetryAfterError
+	SnoozeError     = queue.SnoozeError
+)
+
 // Exit codes of Main.
 const (
 	ExitOK         = 0 // events finished (acked, retried, dead-lettered or released), or nothing to claim
@@ -113,6 +135,12 @@ type Config struct {
 	// meanwhile) — before the worker gives up with exit code 1.
 	RedisRetryTimeout time.Duration `env:"REDIS_RETRY_TIMEOUT" envDefault:"60s"`
 	LogLevel          zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
+	// PodName names this process in the lease (inspect shows it for an
+	// event in flight; the done record keeps the pod that acked): the pod's
+	// name from the downward API (the manifests set POD_NAME from
+	// fieldRef metadata.name). Empty: the hostname, which is the pod name
+	// in Kubernetes too unless the pod sets spec.hostname.
+	PodName string `env:"POD_NAME"`
 
 	// RequireWait accepts only the built-in sleep's events (a JSON object
 	// with a valid "wait", at most MAX_WAIT); others are dead-lettered at
@@ -132,6 +160,8 @@ func (c *Config) Validate() error {
 		return errors.New("SHUTDOWN_TIMEOUT must be positive, such as 10s")
 	case c.RedisRetryTimeout <= 0:
 		return errors.New("REDIS_RETRY_TIMEOUT must be positive, such as 60s")
+	case len(c.PodName) > 253:
+		return fmt.Errorf("POD_NAME is %d bytes, above 253 (a Kubernetes pod name is at most 253 characters); set it from the downward API (fieldRef metadata.name)", len(c.PodName))
 	}
 	return nil
 }
@@ -185,7 +215,10 @@ func Run(ctx context.Context, log *zap.Logger, c Config, h Handler) error {
 		return err
 	}
 	defer q.Close()
-	log.Debug("starting", zap.Stringer("redis", c.Redis), zap.String("queue", c.Queue.Name))
+	if c.PodName == "" {
+		c.PodName, _ = os.Hostname() // "" when unknown: the header leaves it out
+	}
+	log.Debug("starting", zap.Stringer("redis", c.Redis), zap.String("queue", c.Queue.Name), zap.String("pod", c.PodName))
 
 	checked := false
 	for n := 0; n < c.MaxEvents && ctx.Err() == nil; n++ {
@@ -329,7 +362,7 @@ func claim(ctx context.Context, log *zap.Logger, q *queue.Queue, c Config) (*que
 	failing := false
 	d, err := q.ClaimWith(ctx, queue.ClaimOptions{
 		Timeout: c.ClaimTimeout, RetryTimeout: c.RedisRetryTimeout, ReleaseTimeout: c.ShutdownTimeout,
-		AnyPayload: !c.RequireWait,
+		AnyPayload: !c.RequireWait, Pod: c.PodName,
 		OnRetry: func(err error) {
 			if !failing { // once per outage
 				failing = true

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,20 +48,28 @@ func TestHandlerVerdicts(t *testing.T) {
 		counters map[string]int64
 		dead     []string
 		pending  []string
+		// scheduled: the member's entry (after "<nonce> ") and its delay
+		scheduled string
+		delay     time.Duration
 	}{
 		{name: "nil acks", counters: map[string]int64{"acked": 1}},
-		{name: "an error retries", err: errors.New("printer offline"), counters: map[string]int64{"retried": 1},
-			pending: []string{`rkq1 {"attempts":1}` + "\n" + `{"id":"o-1"}`}},
+		{name: "an error waits for the schedule's retry", err: errors.New("printer offline"), counters: map[string]int64{"retried": 1},
+			scheduled: `rkq1 {"attempts":1}` + "\n" + `{"id":"o-1"}`, delay: 15 * time.Second},
+		{name: "RetryAfter waits its delay, counted", err: worker.RetryAfter(time.Hour, errors.New("quota used up")), counters: map[string]int64{"retried": 1},
+			scheduled: `rkq1 {"attempts":1}` + "\n" + `{"id":"o-1"}`, delay: time.Hour},
+		{name: "Snooze waits its delay, not counted", err: worker.Snooze(5 * time.Minute), counters: map[string]int64{"snoozed": 1},
+			scheduled: `{"id":"o-1"}`, delay: 5 * time.Minute},
 		{name: "SkipRetry dead-letters now", err: fmt.Errorf("%w: no customer 42", worker.SkipRetry), counters: map[string]int64{"dead": 1},
 			dead: []string{"failed on attempt 1 of 3, not retried: skip retry: no customer 42"}},
 		{name: "NotStarted releases and stops", err: fmt.Errorf("%w: model file missing", worker.NotStarted), runErr: worker.NotStarted,
 			counters: map[string]int64{"released": 1}, pending: []string{`{"id":"o-1"}`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q, srv, c := setup(t, nil)
+			q, srv, c := setup(t, map[string]string{"RETRY_JITTER": "0"})
 			if err := q.PublishRaw(context.Background(), []byte(`{"id":"o-1"}`)); err != nil {
 				t.Fatal(err)
 			}
+			start := srv.Client().Time(context.Background()).Val().UnixMilli()
 			var got []worker.Job
 			err := worker.Run(context.Background(), zap.NewNop(), c, worker.HandlerFunc(func(ctx context.Context, j *worker.Job) error {
 				got = append(got, *j)
@@ -94,6 +103,20 @@ func TestHandlerVerdicts(t *testing.T) {
 			pending, _ := srv.Client().LRange(context.Background(), "jobs", 0, -1).Result()
 			if !slices.Equal(pending, tc.pending) {
 				t.Errorf("pending %q, want %q", pending, tc.pending)
+			}
+			end := srv.Client().Time(context.Background()).Val().UnixMilli()
+			z := srv.Client().ZRangeWithScores(context.Background(), "{jobs}:scheduled", 0, -1).Val()
+			if tc.scheduled == "" {
+				if len(z) != 0 {
+					t.Errorf("scheduled %v, want none", z)
+				}
+				return
+			}
+			if len(z) != 1 || !strings.HasSuffix(z[0].Member.(string), " "+tc.scheduled) {
+				t.Fatalf("scheduled %v, want <nonce> %q", z, tc.scheduled)
+			}
+			if due, d := int64(z[0].Score), tc.delay.Milliseconds(); due < start+d || due > end+d {
+				t.Errorf("due %d, want %s after the verdict, in [%d, %d]", due, tc.delay, start+d, end+d)
 			}
 		})
 	}

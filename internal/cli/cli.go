@@ -1,5 +1,5 @@
 // Package cli is the operator's command line: `redis-keda stats`, `peek`,
-// `inspect`, `redrive` and `purge`, subcommands of the image's multi-call
+// `inspect`, `redrive`, `purge` and `publish`, subcommands of the image's multi-call
 // binary. They read the same environment variables as the jobs (REDIS_*,
 // QUEUE, LEASE_DURATION, MAX_ATTEMPTS, MAX_PAYLOAD_BYTES, ...), parse every
 // argument before connecting — a bad argument changes nothing — and each has
@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -30,7 +31,7 @@ import (
 const (
 	ExitOK       = 0 // done
 	ExitFailure  = 1 // Redis unreachable or failing, or invalid configuration
-	ExitUsage    = 2 // bad command, flag or argument, or purge without --yes: nothing changed
+	ExitUsage    = 2 // bad command, flag or argument, purge without --yes, or a publish batch with a refused event: nothing changed
 	ExitNotFound = 3 // inspect, redrive or cancel: an id or reference matched nothing: nothing changed
 	ExitRefused  = 4 // redrive: a dead letter cannot be redriven (payload above MAX_PAYLOAD_BYTES, unreadable record); by id nothing changed, with --all the others were redriven
 )
@@ -59,12 +60,16 @@ type env struct {
 	cfg            Config
 	name           string // the command's name, for messages
 	stdout, stderr io.Writer
+	stdin          io.Reader
 	json           bool
 	environ        map[string]string // nil: the process's
 }
 
+// now is the local clock, for ages shown to people.
+func (e *env) now() time.Time { return time.Now() }
+
 func commands() []command {
-	return []command{statsCommand(), peekCommand(), inspectCommand(), redriveCommand(), purgeCommand(), cancelCommand(), uiCommand()}
+	return []command{statsCommand(), peekCommand(), inspectCommand(), redriveCommand(), purgeCommand(), publishCommand(), cancelCommand(), uiCommand()}
 }
 
 // IsCommand reports whether name is one of the operator subcommands (or
@@ -114,7 +119,8 @@ const exitCodes = `
 Exit codes:
   0  done
   1  Redis unreachable or failing, or invalid configuration
-  2  bad command, flag or argument, or purge without --yes: nothing changed
+  2  bad command, flag or argument, purge without --yes, or publish of a batch
+     with a refused event: nothing changed
   3  inspect, redrive, cancel: an id or reference matched nothing: nothing changed
   4  redrive: a dead letter cannot be redriven (payload above MAX_PAYLOAD_BYTES,
      unreadable record): by id nothing changed; with --all the others moved
@@ -124,9 +130,14 @@ Exit codes:
 // reading the configuration from environ (nil: the process's environment),
 // and returns the exit code.
 func Run(ctx context.Context, args []string, environ map[string]string, stdout, stderr io.Writer) int {
+	return RunIO(ctx, args, environ, os.Stdin, stdout, stderr)
+}
+
+// RunIO is Run with stdin given (publish reads events from it).
+func RunIO(ctx context.Context, args []string, environ map[string]string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 { // help <command>
-			return Run(ctx, []string{args[1], "--help"}, environ, stdout, stderr)
+			return RunIO(ctx, []string{args[1], "--help"}, environ, stdin, stdout, stderr)
 		}
 		fmt.Fprint(stdout, Usage())
 		return ExitOK
@@ -161,7 +172,7 @@ func Run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return ExitFailure
 	}
 	defer q.Close()
-	return act(ctx, &env{q: q, cfg: cfg, name: cmd.name, stdout: stdout, stderr: stderr, json: *jsonOut, environ: environ})
+	return act(ctx, &env{q: q, cfg: cfg, name: cmd.name, stdin: stdin, stdout: stdout, stderr: stderr, json: *jsonOut, environ: environ})
 }
 
 // fail reports err once and returns its exit code.

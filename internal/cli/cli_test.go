@@ -272,11 +272,19 @@ func TestInspect(t *testing.T) {
 	before := f.keyspace(t)
 
 	code, out, _ := f.run(t, "inspect", "e2")
+	// A pending event's age is since its published_at, by the local clock.
+	ageRe := regexp.MustCompile(`, age ([0-9hms.]+)\n`)
+	if m := ageRe.FindStringSubmatch(out); m == nil {
+		t.Errorf("inspect e2: no age in\n%s", out)
+	} else if d, err := time.ParseDuration(m[1]); err != nil || d < time.Since(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))-time.Hour {
+		t.Errorf("inspect e2: age %s (%v), want the time since 2026-01-02T03:04:05Z", m[1], err)
+	}
+	out = ageRe.ReplaceAllString(out, ", age A\n")
 	e2 := `{"id":"e2","published_at":"2026-01-02T03:04:05Z","wait":2}`
 	want := fmt.Sprintf(`event e2 %s
   where         pending, position 1 (1 = the next to be claimed)
   attempts      0 so far; the next claim is delivery 1 of MAX_ATTEMPTS 3
-  published at  2026-01-02T03:04:05.000Z
+  published at  2026-01-02T03:04:05.000Z, age A
   size          %d bytes
   payload       %s
 `, ref(e2), len(e2), e2)
@@ -289,6 +297,7 @@ func TestInspect(t *testing.T) {
 	until := time.UnixMilli(int64(f.rdb.ZScore(ctx, "{events}:leases", d.Token).Val()))
 	want = fmt.Sprintf(`event e1 %s
   where         in flight, claim token %s
+  pod           -
   attempts      this is delivery 1 of MAX_ATTEMPTS 3
   claimed at    %s
   lease until   %s (moved forward by every heartbeat)
@@ -330,7 +339,7 @@ func TestInspect(t *testing.T) {
 	}
 
 	code, out, errOut := f.run(t, "inspect", "nope")
-	if code != ExitNotFound || out != "" || errOut != "redis-keda inspect: not found: no event has id or reference nope in queue events (pending, in flight or dead); it may have been acked\n" {
+	if code != ExitNotFound || out != "" || errOut != "redis-keda inspect: not found: no event has id or reference nope in queue events (scheduled, pending, in flight, dead or done); an event acked more than DONE_MAX_AGE (168h0m0s) ago, or before the last DONE_MAX_RECORDS (100000) acks, has no record left\n" {
 		t.Errorf("inspect nope: exit %d %q %q", code, out, errOut)
 	}
 	for _, args := range [][]string{{"inspect"}, {"inspect", "a", "b"}, {"inspect", "@12"}, {"inspect", "@nothex"}} {

@@ -224,18 +224,25 @@ func peek(ctx context.Context, e *env, loc queue.Location, n int) int {
 func inspectCommand() command {
 	return command{
 		name:    "inspect",
-		summary: "find one event: where it is, its attempts, its lease and its whole payload",
+		summary: "an event's fate by id: pending, in flight (pod), dead (reason) or done (acked)",
 		usage: `Usage: redis-keda inspect ID|@REF [--json]
        redis-keda inspect --id ID [--json]
 
 Finds every entry whose event id is ID (the payload's "id", or the id the
 queue assigned to a payload without one), or whose reference starts with
-@REF (as peek shows it), wherever it is: pending, in flight, claimed but not
-leased yet, or dead. Shows where, its attempts (deliveries so far), its claim
-and lease, and its whole payload (base64 when it is not UTF-8 text). It reads
-the lists in pages of 100 (64 KiB of each entry at most): its cost grows with
-the queue. Nothing is changed. Characters that are not printable are quoted
-(\x1b, \n, \u202e, \xff); --json gives the exact bytes.
+@REF (as peek shows it), wherever it is: pending (position, age), in flight
+(the pod holding it, since when, its lease), claimed but not leased yet,
+dead (reason), and done: its done record (acked at, the acked attempt, its
+duration from lease to ack, the pod that did it), kept for the last
+DONE_MAX_RECORDS acks within DONE_MAX_AGE. Shows its attempts and its whole
+payload (base64 when it is not UTF-8 text). One id can be in several
+places (a duplicate delivery, an id published again). It reads the lists in
+pages of 100 (64 KiB of each entry at most): its cost grows with the queue.
+Nothing is changed. Characters that are not printable are quoted (\x1b,
+\n, \u202e, \xff); --json gives the exact bytes.
+
+Exit code 3 when the id is found nowhere: never published, acked before the
+done records' bounds trimmed its record, or purged.
 
 An argument that starts with @ is a reference; an event id that starts
 with @ is given with --id.
@@ -292,12 +299,9 @@ func selectors(ops, ids []string) ([]queue.Selector, error) {
 }
 
 func inspect(ctx context.Context, e *env, sel queue.Selector) int {
-	es, err := e.q.Find(ctx, sel)
+	es, err := e.q.Inspect(ctx, sel)
 	if err != nil {
 		return e.fail(err)
-	}
-	if len(es) == 0 {
-		return e.fail(fmt.Errorf("%w: no event has id or reference %s in queue %s (pending, in flight or dead); it may have been acked", queue.ErrNotFound, sel, e.cfg.Queue.Name))
 	}
 	if e.json {
 		out := make([]entryJSON, len(es))
@@ -320,7 +324,11 @@ func inspect(ctx context.Context, e *env, sel queue.Selector) int {
 func (e *env) describe(en queue.Entry) string {
 	var b strings.Builder
 	row := func(k, v string) { fmt.Fprintf(&b, "  %-13s %s\n", k, v) }
-	fmt.Fprintf(&b, "event %s %s\n", dash(queue.Printable(en.ID)), en.Ref)
+	if en.Location == queue.LocDone {
+		fmt.Fprintf(&b, "event %s\n", queue.Printable(en.ID))
+	} else {
+		fmt.Fprintf(&b, "event %s %s\n", dash(queue.Printable(en.ID)), en.Ref)
+	}
 	if en.IDAssigned {
 		row("id", "assigned by the queue (the payload has none)")
 	}
@@ -331,6 +339,7 @@ func (e *env) describe(en queue.Entry) string {
 		row("attempts", fmt.Sprintf("%d so far; the next claim is delivery %d of MAX_ATTEMPTS %d", en.Attempts, en.Attempts+1, maxAttempts))
 	case queue.LocProcessing:
 		row("where", "in flight, claim token "+queue.Printable(en.Token))
+		row("pod", dash(queue.Printable(en.Pod)))
 		row("attempts", fmt.Sprintf("this is delivery %d of MAX_ATTEMPTS %d", en.Attempts, maxAttempts))
 		row("claimed at", stamp(en.ClaimedAt))
 		row("lease until", stamp(en.LeaseDeadline)+" (moved forward by every heartbeat)")
@@ -343,12 +352,29 @@ func (e *env) describe(en queue.Entry) string {
 		row("attempts", plural(en.Attempts, "delivery", "deliveries"))
 		row("dead at", stamp(en.DeadAt))
 		row("reason", queue.Printable(en.Reason))
+	case queue.LocScheduled:
+		row("where", "scheduled, due at "+stamp(en.DueAt)+" (Redis clock; then the mover puts it on the pending list)")
+		row("attempts", fmt.Sprintf("%d so far; the next claim is delivery %d of MAX_ATTEMPTS %d", en.Attempts, en.Attempts+1, maxAttempts))
+	case queue.LocDone:
+		row("where", "done (acked)")
+		row("acked at", stamp(en.AckedAt))
+		row("attempts", fmt.Sprintf("acked on delivery %d", en.Attempts))
+		row("duration", age(en.AckedAt.Sub(en.ClaimedAt))+" (leased at "+stamp(en.ClaimedAt)+", acked at, Redis clock)")
+		row("pod", dash(queue.Printable(en.Pod)))
+		if en.Acks > 1 {
+			row("acks", fmt.Sprintf("%d: acked more than once (a duplicate delivery, or the id published again); this is the last", en.Acks))
+		}
+		return b.String() // a done record keeps no payload
 	}
 	if en.Reason != "" && en.Location != queue.LocDead {
 		row("note", queue.Printable(en.Reason))
 	}
 	if !en.PublishedAt.IsZero() {
-		row("published at", stamp(en.PublishedAt))
+		if en.Location == queue.LocPending {
+			row("published at", stamp(en.PublishedAt)+", age "+age(max(e.now().Sub(en.PublishedAt), 0)))
+		} else {
+			row("published at", stamp(en.PublishedAt))
+		}
 	}
 	row("size", fmt.Sprintf("%d bytes", en.Size))
 	if s, ok := en.PayloadText(); ok {
@@ -550,22 +576,27 @@ func purge(ctx context.Context, e *env, loc queue.Location, yes bool) int {
 
 // entryJSON is an entry in --json output.
 type entryJSON struct {
-	Where         string  `json:"where"`
-	Position      int64   `json:"position,omitempty"`
-	ID            string  `json:"id,omitempty"`
-	IDAssigned    bool    `json:"id_assigned,omitempty"`
-	Ref           string  `json:"ref"`
-	Attempts      int     `json:"attempts"`
-	Size          int     `json:"size"`
-	Payload       *string `json:"payload,omitempty"`
-	PayloadBase64 *string `json:"payload_base64,omitempty"`
-	Truncated     bool    `json:"truncated,omitempty"`
-	PublishedAt   string  `json:"published_at,omitempty"`
-	Token         string  `json:"token,omitempty"`
-	ClaimedAt     string  `json:"claimed_at,omitempty"`
-	LeaseUntil    string  `json:"lease_until,omitempty"`
-	Reason        string  `json:"reason,omitempty"`
-	DeadAt        string  `json:"dead_at,omitempty"`
+	Where         string   `json:"where"`
+	Position      int64    `json:"position,omitempty"`
+	ID            string   `json:"id,omitempty"`
+	IDAssigned    bool     `json:"id_assigned,omitempty"`
+	Ref           string   `json:"ref,omitempty"`
+	Attempts      int      `json:"attempts"`
+	Size          int      `json:"size"`
+	Payload       *string  `json:"payload,omitempty"`
+	PayloadBase64 *string  `json:"payload_base64,omitempty"`
+	Truncated     bool     `json:"truncated,omitempty"`
+	PublishedAt   string   `json:"published_at,omitempty"`
+	Token         string   `json:"token,omitempty"`
+	ClaimedAt     string   `json:"claimed_at,omitempty"`
+	LeaseUntil    string   `json:"lease_until,omitempty"`
+	Reason        string   `json:"reason,omitempty"`
+	DeadAt        string   `json:"dead_at,omitempty"`
+	Pod           string   `json:"pod,omitempty"`
+	AckedAt       string   `json:"acked_at,omitempty"`
+	DurationSecs  *float64 `json:"duration_seconds,omitempty"`
+	Acks          int      `json:"acks,omitempty"`
+	DueAt         string   `json:"due_at,omitempty"`
 }
 
 func toJSON(en queue.Entry) entryJSON {
@@ -579,6 +610,12 @@ func toJSON(en queue.Entry) entryJSON {
 		Where: string(en.Location), Position: en.Position, ID: en.ID, IDAssigned: en.IDAssigned, Ref: en.Ref,
 		Attempts: en.Attempts, Size: en.Size, Truncated: en.Truncated, PublishedAt: opt(en.PublishedAt),
 		Token: en.Token, ClaimedAt: opt(en.ClaimedAt), LeaseUntil: opt(en.LeaseDeadline), Reason: en.Reason, DeadAt: opt(en.DeadAt),
+		Pod: en.Pod, AckedAt: opt(en.AckedAt), Acks: en.Acks, DueAt: opt(en.DueAt),
+	}
+	if en.Location == queue.LocDone {
+		d := en.AckedAt.Sub(en.ClaimedAt).Seconds()
+		j.DurationSecs = &d
+		return j // a done record keeps no payload
 	}
 	if s, ok := en.PayloadText(); ok {
 		j.Payload = &s

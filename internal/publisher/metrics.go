@@ -24,6 +24,7 @@ type metrics struct {
 	published     prometheus.Counter
 	unreplicated  prometheus.Gauge
 	reaperLastRun prometheus.Gauge
+	moverLastRun  prometheus.Gauge
 }
 
 // scrapeTimeout bounds the Redis read of one scrape (Prometheus's default
@@ -50,7 +51,12 @@ func newMetrics(q *queue.Queue, c Config, log *zap.Logger) *metrics {
 			Help: "When this publisher's reaper last finished a run without error (Unix seconds); the process start until the first run.",
 		}),
 	}
+	m.moverLastRun = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "redis_keda_mover_last_run_timestamp_seconds",
+		Help: "When this publisher's mover (scheduled events and retries to pending) last finished a run without error (Unix seconds); the process start until the first run.",
+	})
 	m.reaperLastRun.SetToCurrentTime()
+	m.moverLastRun.SetToCurrentTime()
 	interval := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "redis_keda_reaper_interval_seconds",
 		Help: "REAP_INTERVAL: the reaper runs this often.",
@@ -69,7 +75,7 @@ func newMetrics(q *queue.Queue, c Config, log *zap.Logger) *metrics {
 	// namespace (one publisher each) are told apart and alert separately;
 	// the build and the Go runtime's metrics are the process's.
 	perQueue := prometheus.WrapRegistererWith(prometheus.Labels{"queue": c.Queue.Name}, m.registry)
-	perQueue.MustRegister(m.published, m.unreplicated, m.reaperLastRun, interval, newQueueCollector(q, c.Queue, log))
+	perQueue.MustRegister(m.published, m.unreplicated, m.reaperLastRun, m.moverLastRun, interval, newQueueCollector(q, c.Queue, log))
 	m.registry.MustRegister(build, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

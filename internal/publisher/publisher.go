@@ -22,9 +22,10 @@ import (
 // Summary says what the publisher program does, for its --help.
 const Summary = `publishes BATCH_SIZE synthetic events every PUBLISH_INTERVAL (0 = none),
 runs the reaper every REAP_INTERVAL (it brings back the events of jobs that
-died), serves /healthz, /readyz and /metrics on HTTP_ADDR and the dashboard
-on UI_ADDR (127.0.0.1:8081: loopback, reach it with kubectl port-forward;
-off to disable) until SIGTERM.`
+died) and the mover (due scheduled events and retries to pending, checked every
+MOVE_INTERVAL and at each due time), serves /healthz, /readyz and /metrics on
+HTTP_ADDR and the dashboard on UI_ADDR (127.0.0.1:8081: loopback, reach it
+with kubectl port-forward; off to disable) until SIGTERM.`
 
 // Config is the publisher's configuration (environment variables).
 type Config struct {
@@ -40,8 +41,12 @@ type Config struct {
 	// BatchSize 0 publishes nothing: reaper and probes only.
 	// PublishLimit stops publishing after that many events (0 = never);
 	// the reaper and HTTP keep running until the process is terminated.
-	PublishLimit    int           `env:"PUBLISH_LIMIT" envDefault:"0"`
-	ReapInterval    time.Duration `env:"REAP_INTERVAL" envDefault:"15s"`
+	PublishLimit int           `env:"PUBLISH_LIMIT" envDefault:"0"`
+	ReapInterval time.Duration `env:"REAP_INTERVAL" envDefault:"15s"`
+	// MoveInterval bounds how long an event that became due waits in the
+	// scheduled set: the mover also wakes at the next due time it knows of,
+	// so this matters for events scheduled while it sleeps.
+	MoveInterval    time.Duration `env:"MOVE_INTERVAL" envDefault:"500ms"`
 	HTTPAddr        string        `env:"HTTP_ADDR" envDefault:":8080"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
 	LogLevel        zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
@@ -66,6 +71,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.ReapInterval <= 0:
 		return errors.New("REAP_INTERVAL must be positive, such as 15s")
+	case c.MoveInterval < time.Millisecond || c.MoveInterval > time.Minute:
+		return fmt.Errorf("MOVE_INTERVAL=%s must be from 1ms to 1m (due events wait up to that long), such as 500ms", c.MoveInterval)
 	case c.ShutdownTimeout <= 0:
 		return errors.New("SHUTDOWN_TIMEOUT must be positive, such as 10s")
 	}
@@ -151,6 +158,7 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 		log.Info("BATCH_SIZE=0: not publishing; running the reaper and probes only")
 	}
 	wg.Go(func() { reapLoop(ctx, log, q, c.ReapInterval, m) })
+	wg.Go(func() { moveLoop(ctx, log, q, c.MoveInterval, m) })
 
 	var runErr error
 	select {
@@ -353,5 +361,40 @@ func reapLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.D
 			log.Info("reaped orphaned events", zap.Int("requeued", res.Requeued), zap.Int("rescued", res.Rescued),
 				zap.Int("dead", res.Dead), zap.Int("stale_claims", res.Stale), zap.Int("batches", res.Batches), zap.Duration("took", time.Since(start)))
 		}
+	}
+}
+
+// moveLoop moves due scheduled events (delayed events, retries) to the
+// pending list until ctx ends: every interval, and at the next due time the
+// last run saw when that comes sooner. While it is down (no publisher
+// running, Redis unreachable) due events wait in the scheduled set; nothing
+// is lost, they are moved at its next run.
+func moveLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.Duration, m *metrics) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next := every
+		res, err := q.MoveDue(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("moving due events failed; will retry", zap.Error(err), zap.Duration("in", every))
+		case err == nil:
+			m.moverLastRun.SetToCurrentTime()
+			if res.Next >= 0 && res.Next < next {
+				next = res.Next
+			}
+		}
+		if res.Dead > 0 {
+			log.Error("malformed scheduled members dead-lettered; fix the producer (see README, Delayed events)", zap.Int("dead", res.Dead))
+		}
+		if res.Moved > 0 {
+			log.Debug("moved due events to pending", zap.Int("moved", res.Moved))
+		}
+		t.Reset(next)
 	}
 }

@@ -11,7 +11,9 @@
 //
 //	exit 0                       ack
 //	exit RUN_SKIP_RETRY_CODE (65) dead-lettered now (worker.SkipRetry)
-//	other exit, death by signal  retried: "exit status N: <stderr tail>"
+//	other exit, death by signal  retried after the retry schedule's delay: "exit status N: <stderr tail>";
+//	                             a non-zero exit with REDIS_KEDA_VERDICT_FILE written "retry-after D":
+//	                             retried after D (counted); "snooze D": run again after D (not counted)
 //	RUN_TIMEOUT passed           SIGTERM to the group, SIGKILL after RUN_KILL_GRACE; retried: "timed out after …"
 //	runner got SIGTERM           SIGTERM to the group, SIGKILL after half of SHUTDOWN_TIMEOUT;
 //	                             exit 0 → ack, else released (front, not counted)
@@ -60,6 +62,11 @@ const (
 	EnvQueue       = "REDIS_KEDA_QUEUE"        // QUEUE
 	EnvPublishedAt = "REDIS_KEDA_PUBLISHED_AT" // the payload's published_at (RFC 3339), only when present
 	EnvPayloadFile = "REDIS_KEDA_PAYLOAD_FILE" // a file holding the payload (also on stdin)
+	// EnvVerdictFile names a file (not there at the start) where CMD may
+	// write, before exiting non-zero, "retry-after D" (retry after D, the
+	// attempt counted) or "snooze D" (run again after D, not counted); D is
+	// a duration such as 30s or 10m, or a number of seconds.
+	EnvVerdictFile = "REDIS_KEDA_VERDICT_FILE"
 )
 
 // Config is the runner's configuration: the worker's plus the RUN_*
@@ -254,13 +261,16 @@ func (s *supervisor) Handle(ctx context.Context, job *worker.Job) error {
 		return fmt.Errorf("%w: %w", worker.NotStarted, err)
 	}
 	defer os.Remove(file)
+	verdictFile := file + ".verdict"
+	defer os.Remove(verdictFile)
 
-	env := append(append(make([]string, 0, len(s.env)+6), s.env...),
+	env := append(append(make([]string, 0, len(s.env)+7), s.env...),
 		EnvEventID+"="+job.ID,
 		EnvAttempt+"="+strconv.Itoa(job.Attempt),
 		EnvMaxAttempts+"="+strconv.Itoa(job.MaxAttempts),
 		EnvQueue+"="+job.Queue,
 		EnvPayloadFile+"="+file,
+		EnvVerdictFile+"="+verdictFile,
 	)
 	if !job.PublishedAt.IsZero() {
 		env = append(env, EnvPublishedAt+"="+job.PublishedAt.UTC().Format(time.RFC3339Nano))
@@ -270,7 +280,7 @@ func (s *supervisor) Handle(ctx context.Context, job *worker.Job) error {
 		return fmt.Errorf("%w: %w", worker.NotStarted, err)
 	}
 	s.log.Debug("program ended", zap.String("id", job.ID), zap.Stringer("status", res))
-	return s.verdict(ctx, res)
+	return s.verdict(ctx, res, verdictFile)
 }
 
 // writePayload puts the payload in a new file of dir, readable by the user
@@ -422,8 +432,9 @@ type verdictError struct {
 func (e *verdictError) Error() string        { return e.reason }
 func (e *verdictError) Is(target error) bool { return e.kind != nil && target == e.kind }
 
-// verdict maps CMD's end to the worker's verdicts.
-func (s *supervisor) verdict(ctx context.Context, r result) error {
+// verdict maps CMD's end to the worker's verdicts; verdictFile is what
+// CMD may have written to REDIS_KEDA_VERDICT_FILE.
+func (s *supervisor) verdict(ctx context.Context, r result, verdictFile string) error {
 	how := r.String()
 	if r.status.Exited() {
 		how = "exit status " + strconv.Itoa(r.status.ExitStatus())
@@ -446,9 +457,65 @@ func (s *supervisor) verdict(ctx context.Context, r result) error {
 		return &verdictError{reason: "stopped by shutdown, " + reason} // released by Work
 	case r.status.Exited() && r.status.ExitStatus() == s.cfg.SkipRetryCode:
 		return &verdictError{reason: reason, kind: worker.SkipRetry}
+	}
+	kind, d, err := readVerdictFile(verdictFile)
+	switch {
+	case err != nil:
+		return &verdictError{reason: reason + " (" + err.Error() + ")"}
+	case kind == "retry-after":
+		return worker.RetryAfter(d, &verdictError{reason: reason})
+	case kind == "snooze":
+		return worker.Snooze(d)
 	default:
 		return &verdictError{reason: reason}
 	}
+}
+
+// maxVerdictFile bounds what is read of REDIS_KEDA_VERDICT_FILE.
+const maxVerdictFile = 256
+
+// readVerdictFile reads what CMD wrote to REDIS_KEDA_VERDICT_FILE: kind ""
+// when it wrote nothing; "retry-after" or "snooze" with the delay; an error
+// (for the reason, the event then retried by the schedule) saying what is
+// wrong with the file.
+func readVerdictFile(path string) (kind string, d time.Duration, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("%s ignored: %w", EnvVerdictFile, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxVerdictFile+1))
+	if err != nil {
+		return "", 0, fmt.Errorf("%s ignored: %w", EnvVerdictFile, err)
+	}
+	text := strings.TrimSpace(string(b))
+	bad := func() (string, time.Duration, error) {
+		return "", 0, fmt.Errorf("%s ignored: %q is not \"retry-after DURATION\" or \"snooze DURATION\" (DURATION such as 30s, 10m or 90); retried by the schedule",
+			EnvVerdictFile, truncate(text, 64))
+	}
+	f1, f2, ok := strings.Cut(text, " ")
+	if len(b) > maxVerdictFile || !ok || (f1 != "retry-after" && f1 != "snooze") {
+		return bad()
+	}
+	f2 = strings.TrimSpace(f2)
+	if secs, perr := strconv.ParseFloat(f2, 64); perr == nil && secs >= 0 && secs < 1e9 {
+		return f1, time.Duration(secs * float64(time.Second)), nil
+	}
+	if d, perr := time.ParseDuration(f2); perr == nil && d >= 0 {
+		return f1, d, nil
+	}
+	return bad()
+}
+
+// truncate shortens s to n bytes for a message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // unix names a signal as kill -l does (KILL, TERM …), with its number.

@@ -197,11 +197,24 @@ func TestVerdicts(t *testing.T) {
 		counters    map[string]int64
 		dead        []string // exact dead-letter reasons
 		retried     string   // exact reason of the "event retried" line
+		delay       time.Duration
+		snoozed     bool // scheduled without counting the attempt
 	}{
 		{name: "exit 0 acks", script: `cat >/dev/null; echo done`, maxAttempts: 5,
 			counters: map[string]int64{"acked": 1}},
 		{name: "exit 1 retries with the stderr tail", script: `echo "cannot reach the printer" >&2; exit 1`, maxAttempts: 5,
-			counters: map[string]int64{"retried": 1}, retried: "exit status 1: cannot reach the printer"},
+			counters: map[string]int64{"retried": 1}, retried: "exit status 1: cannot reach the printer", delay: 15 * time.Second},
+		{name: "retry-after in the verdict file", script: `echo "retry-after 90s" > "$REDIS_KEDA_VERDICT_FILE"; echo "429 from the API" >&2; exit 75`, maxAttempts: 5,
+			counters: map[string]int64{"retried": 1}, retried: "retry after 1m30s: exit status 75: 429 from the API", delay: 90 * time.Second},
+		{name: "snooze in the verdict file", script: `printf 'snooze 600\n' > "$REDIS_KEDA_VERDICT_FILE"; exit 75`, maxAttempts: 5,
+			counters: map[string]int64{"snoozed": 1}, delay: 10 * time.Minute, snoozed: true},
+		{name: "a bad verdict file is named in the reason", script: `echo "later please" > "$REDIS_KEDA_VERDICT_FILE"; exit 1`, maxAttempts: 5,
+			counters: map[string]int64{"retried": 1}, delay: 15 * time.Second,
+			retried: `exit status 1 (REDIS_KEDA_VERDICT_FILE ignored: "later please" is not "retry-after DURATION" or "snooze DURATION" (DURATION such as 30s, 10m or 90); retried by the schedule)`},
+		{name: "exit 0 acks whatever the verdict file says", script: `echo "snooze 1h" > "$REDIS_KEDA_VERDICT_FILE"`, maxAttempts: 5,
+			counters: map[string]int64{"acked": 1}},
+		{name: "retry-after on the last attempt dead-letters", script: `echo "retry-after 1h" > "$REDIS_KEDA_VERDICT_FILE"; exit 1`, maxAttempts: 1,
+			counters: map[string]int64{"dead": 1}, dead: []string{"failed on attempt 1 of 1 (MAX_ATTEMPTS): retry after 1h0m0s: exit status 1"}},
 		{name: "exit 1 on the last attempt dead-letters", script: `echo "still broken" >&2; exit 1`, maxAttempts: 1,
 			counters: map[string]int64{"dead": 1}, dead: []string{"failed on attempt 1 of 1 (MAX_ATTEMPTS): exit status 1: still broken"}},
 		{name: "exit 65 dead-letters on the first attempt", script: `echo "not an order: {" >&2; exit 65`, maxAttempts: 5,
@@ -209,17 +222,19 @@ func TestVerdicts(t *testing.T) {
 		{name: "RUN_SKIP_RETRY_CODE picks the code", script: `exit 3`, env: []string{"RUN_SKIP_RETRY_CODE=3"}, maxAttempts: 5,
 			counters: map[string]int64{"dead": 1}, dead: []string{"failed on attempt 1 of 5, not retried: exit status 3"}},
 		{name: "65 is an ordinary failure under another code", script: `exit 65`, env: []string{"RUN_SKIP_RETRY_CODE=3"}, maxAttempts: 5,
-			counters: map[string]int64{"retried": 1}, retried: "exit status 65"},
+			counters: map[string]int64{"retried": 1}, retried: "exit status 65", delay: 15 * time.Second},
 		{name: "death by signal retries", script: `echo "about to crash" >&2; kill -9 $$`, maxAttempts: 5,
-			counters: map[string]int64{"retried": 1}, retried: "killed by signal SIGKILL (9): about to crash"},
+			counters: map[string]int64{"retried": 1}, retried: "killed by signal SIGKILL (9): about to crash", delay: 15 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc.maxAttempts)
 			f.publish(t, `{"id":"order-1","item":"book"}`)
-			p := f.sh(t, tc.script, tc.env...)
+			start := f.srv.Client().Time(context.Background()).Val().UnixMilli()
+			p := f.sh(t, tc.script, append([]string{"RETRY_JITTER=0"}, tc.env...)...)
 			if code := p.wait(t); code != 0 {
 				t.Fatalf("exit %d\n%s", code, p.output())
 			}
+			end := f.srv.Client().Time(context.Background()).Val().UnixMilli()
 			s := f.stats(t)
 			if got := counters(s); !equalMaps(got, tc.counters) {
 				t.Errorf("counters %v, want %v\n%s", got, tc.counters, p.output())
@@ -232,12 +247,28 @@ func TestVerdicts(t *testing.T) {
 				if len(l) != 1 || l[0]["reason"] != tc.retried || l[0]["id"] != "order-1" {
 					t.Errorf("retried lines %v, want reason %q\n%s", l, tc.retried, p.output())
 				}
-				want := `rkq1 {"attempts":1}` + "\n" + `{"id":"order-1","item":"book"}`
-				if got := f.pending(t); !slices.Equal(got, []string{want}) {
-					t.Errorf("pending %q, want %q", got, want)
+			}
+			if got := f.pending(t); len(got) != 0 {
+				t.Errorf("pending %q, want empty (a retry waits in the scheduled set)", got)
+			}
+			z := f.srv.Client().ZRangeWithScores(context.Background(), "{events}:scheduled", 0, -1).Val()
+			if tc.delay == 0 {
+				if len(z) != 0 {
+					t.Errorf("scheduled %v, want empty", z)
 				}
-			} else if got := f.pending(t); len(got) != 0 {
-				t.Errorf("pending %q, want empty", got)
+				return
+			}
+			want := `rkq1 {"attempts":1}` + "\n" + `{"id":"order-1","item":"book"}`
+			if tc.snoozed {
+				want = `{"id":"order-1","item":"book"}` // not counted: the entry as it came
+			}
+			if len(z) != 1 || !strings.HasSuffix(z[0].Member.(string), " "+want) {
+				t.Fatalf("scheduled %v, want <nonce> %q", z, want)
+			}
+			// Due at the server's time of the nack + delay: between the
+			// program's start (after publish) and the runner's exit.
+			if due, d := int64(z[0].Score), tc.delay.Milliseconds(); due < start+d || due > end+d {
+				t.Errorf("due %d, want %s after the nack, in [%d, %d]", due, tc.delay, start+d, end+d)
 			}
 		})
 	}
@@ -332,7 +363,7 @@ func TestEnvironmentWithoutSecrets(t *testing.T) {
 		"QUEUE=events", "MAX_ATTEMPTS=5", "CLAIM_TIMEOUT=1s", "LEASE_DURATION=10s",
 		"DB_PASSWORD=db-pw", "RUN_ENV_KEEP=DB_PASSWORD", "LANG=C.UTF-8",
 		"REDIS_KEDA_EVENT_ID=evt-7", "REDIS_KEDA_ATTEMPT=1", "REDIS_KEDA_MAX_ATTEMPTS=5", "REDIS_KEDA_QUEUE=events",
-		"REDIS_KEDA_PAYLOAD_FILE=" + file, "REDIS_KEDA_PUBLISHED_AT=2026-12-05T10:00:00Z",
+		"REDIS_KEDA_PAYLOAD_FILE=" + file, "REDIS_KEDA_VERDICT_FILE=" + file + ".verdict", "REDIS_KEDA_PUBLISHED_AT=2026-12-05T10:00:00Z",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("environment\n got %q\nwant %q", got, want)
