@@ -45,7 +45,8 @@ var components = []string{"in-cluster-redis", "external-redis", "redis-tls-ca", 
 // baseConfig is the base's ConfigMap, value for value.
 var baseConfig = map[string]string{
 	"REDIS_ADDR": "localhost:6379", "REDIS_USERNAME": "redis-keda", "REDIS_DB": "0", "REDIS_TLS": "false",
-	"QUEUE": "events", "LEASE_DURATION": "30s", "MAX_ATTEMPTS": "5", "MAX_WAIT": "1h", "MAX_PAYLOAD_BYTES": "1048576", "LOG_LEVEL": "info",
+	"QUEUE": "events", "LEASE_DURATION": "30s", "MAX_ATTEMPTS": "5",
+	"RETRY_BASE": "15s", "RETRY_FACTOR": "4", "RETRY_MAX": "1h", "RETRY_JITTER": "0.25", "MOVE_INTERVAL": "500ms", "MAX_WAIT": "1h", "MAX_PAYLOAD_BYTES": "1048576", "LOG_LEVEL": "info",
 	"CLAIM_TIMEOUT": "10s", "MAX_EVENTS": "1", "REDIS_RETRY_TIMEOUT": "60s",
 	"PUBLISH_INTERVAL": "10s", "BATCH_SIZE": "10", "WAIT_MIN": "10", "WAIT_MAX": "20", "PUBLISH_LIMIT": "0",
 	"REAP_INTERVAL": "15s", "HTTP_ADDR": ":8080", "SHUTDOWN_TIMEOUT": "10s",
@@ -100,7 +101,8 @@ var overlays = []overlay{
 		pollingInterval: 5, maxReplicaCount: 100, activeDeadline: 3900, jobsMemory: "48Mi", publisherMemory: "48Mi",
 	},
 	withRunner(devOverlay, "overlays/example-runner", "debian:bookworm-slim", "sh", "/app/handle.sh"),
-	withRunner(withConfig(devOverlay, map[string]string{"RUN_TIMEOUT": "40s", "RUN_KILL_GRACE": "2s"}),
+	withRunner(withConfig(devOverlay, map[string]string{"RUN_TIMEOUT": "40s", "RUN_KILL_GRACE": "2s",
+		"RETRY_BASE": "2s", "RETRY_FACTOR": "2", "RETRY_MAX": "8s", "RETRY_JITTER": "0"}),
 		"overlays/e2e-node-runner", "redis-keda-e2e/redis:bookworm", "sh", "/app/e2e-handler.sh"),
 	{dir: "overlays/e2e", namespace: "redis-keda-e2e",
 		config: with(map[string]string{

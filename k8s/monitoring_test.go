@@ -112,7 +112,7 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	sort.Strings(alerts)
-	want := []string{"RedisKedaDeadLettersGrowing", "RedisKedaPendingTooOld", "RedisKedaPublishWaitsForReplicas", "RedisKedaPublisherAbsent", "RedisKedaReaperNotRunning", "RedisKedaRedisUnreachable"}
+	want := []string{"RedisKedaDeadLettersGrowing", "RedisKedaPendingTooOld", "RedisKedaPublishWaitsForReplicas", "RedisKedaPublisherAbsent", "RedisKedaReaperNotRunning", "RedisKedaRedisUnreachable", "RedisKedaScheduledNotMoved"}
 	if !slices.Equal(alerts, want) {
 		t.Errorf("alerts %v, want %v", alerts, want)
 	}

@@ -39,7 +39,7 @@ const (
 	LocClaimed    Location = "claimed"    // moved by a job's BRPOPLPUSH, not leased (yet)
 	LocDead       Location = "dead"       // in the dead-letter list
 	LocDone       Location = "done"       // acked: a done record (done.go)
-	LocScheduled  Location = "scheduled"  // waiting in the scheduled set for its due time
+	LocScheduled  Location = "scheduled"  // waiting in the scheduled set for its due time (a retry, a delayed event)
 )
 
 // CounterNames are the fields of the counters hash, in display order:
@@ -48,7 +48,8 @@ const (
 func CounterNames() []string {
 	return []string{"acked", "retried", "dead", "released",
 		"reaped_requeued", "reaped_rescued", "reaped_dead", "reaped_stale",
-		"redriven", "purged_dead", "purged_pending"}
+		"redriven", "purged_dead", "purged_pending",
+		"snoozed", "scheduled_moved", "scheduled_dead", "scheduled_redriven", "purged_scheduled"}
 }
 
 // Bounds of what the operator's reads bring back.
@@ -105,6 +106,12 @@ type Snapshot struct {
 	ExpiringWithin time.Duration
 	// Counters holds every name of CounterNames (0 when never counted).
 	Counters map[string]int64
+	// Scheduled counts the events waiting in the scheduled set (retries,
+	// delayed events); Overdue those of them already due (the mover's next
+	// work); OldestOverdue is the due time of the earliest overdue one (zero
+	// when none): a mover that keeps up holds it under MOVE_INTERVAL.
+	Scheduled, Overdue int64
+	OldestOverdue      time.Time
 }
 
 // Age returns how old t is at the snapshot's instant; false for a zero t.
@@ -128,12 +135,14 @@ func (s Snapshot) Age(t time.Time) (time.Duration, bool) {
 // KEYS[3] claimed zset
 // KEYS[4] dead list
 // KEYS[5] counters hash
+// KEYS[6] scheduled zset
 // ARGV[1] bytes of the oldest pending entry and oldest dead letter to return
 // ARGV[2] "expiring" window, ms
 // ARGV[3] "1" to read the oldest dead letter
 // Output: {now_ms, LLEN pending, ZCARD leases, ZCARD claimed, LLEN dead,
 // oldest claimed score or nil, pending tail prefix or nil, dead tail prefix
-// or nil, expired leases, expiring leases, HGETALL counters}
+// or nil, expired leases, expiring leases, HGETALL counters, ZCARD
+// scheduled, scheduled members due, earliest due score or nil}
 var snapshotScript = redis.NewScript(luaPrelude + luaDrop + `
 local now = now_ms()
 local n = tonumber(ARGV[1])
@@ -157,7 +166,9 @@ return {now, redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.ca
   redis.call('LLEN', KEYS[4]), oldest[2] or false, p or false, d or false,
   redis.call('ZCOUNT', KEYS[2], '-inf', now),
   redis.call('ZCOUNT', KEYS[2], '(' .. now, now + tonumber(ARGV[2])),
-  redis.call('HGETALL', KEYS[5])}
+  redis.call('HGETALL', KEYS[5]),
+  redis.call('ZCARD', KEYS[6]), redis.call('ZCOUNT', KEYS[6], '-inf', now),
+  redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')[2] or false}
 `)
 
 // SnapshotOptions tune Snapshot.
@@ -181,13 +192,19 @@ func (q *Queue) Snapshot(ctx context.Context, opt SnapshotOptions) (Snapshot, er
 	if opt.OldestDead {
 		dead = "1"
 	}
-	keys := []string{q.pending, q.leases, q.claimed, q.dead, q.counters}
+	keys := []string{q.pending, q.leases, q.claimed, q.dead, q.counters, q.scheduled}
 	res, err := snapshotScript.Run(ctx, q.rdb, keys, snapshotPrefix, opt.ExpiringWithin.Milliseconds(), dead).Slice()
 	if err != nil {
 		return s, fmt.Errorf("read queue %s: %w", q.pending, err)
 	}
-	if len(res) != 11 {
-		return s, fmt.Errorf("read queue %s: snapshot script returned %d values, want 11", q.pending, len(res))
+	if len(res) != 14 {
+		return s, fmt.Errorf("read queue %s: snapshot script returned %d values, want 14", q.pending, len(res))
+	}
+	s.Scheduled, s.Overdue = replyInt(res[11]), replyInt(res[12])
+	if score, ok := res[13].(string); ok && s.Overdue > 0 {
+		if ms, err := strconv.ParseFloat(score, 64); err == nil {
+			s.OldestOverdue = time.UnixMilli(int64(ms))
+		}
 	}
 	s.Now = time.UnixMilli(replyInt(res[0]))
 	s.Pending, s.Dead = replyInt(res[1]), replyInt(res[4])
@@ -259,7 +276,7 @@ type Entry struct {
 	AckedAt time.Time
 	Acks    int
 
-	// Scheduled: when the event is due (Redis clock).
+	// Scheduled: when it is due (Redis's clock).
 	DueAt time.Time
 
 	sha1    string // hex SHA-1 of the stored entry
@@ -717,8 +734,10 @@ func (q *Queue) Peek(ctx context.Context, loc Location, n int) ([]Entry, error) 
 			return nil, fmt.Errorf("read %s: %w", q.claimed, err)
 		}
 		return q.claims(ctx, tokens, scanPrefix)
+	case LocScheduled:
+		return q.peekScheduled(ctx, n)
 	}
-	return nil, fmt.Errorf("peek: unknown place %q: use pending, processing or dead", loc)
+	return nil, fmt.Errorf("peek: unknown place %q: use pending, processing, scheduled or dead", loc)
 }
 
 // Find returns every entry whose event id or reference is sel, wherever it is: pending, in flight (or claimed, not leased
@@ -1161,8 +1180,10 @@ func (q *Queue) Purge(ctx context.Context, loc Location) (int64, error) {
 		key = q.pending
 	case LocDead:
 		key = q.dead
+	case LocScheduled:
+		return q.purgeScheduled(ctx)
 	default:
-		return 0, fmt.Errorf("purge: %q is not a list that can be purged: use pending or dead", loc)
+		return 0, fmt.Errorf("purge: %q is not a list that can be purged: use pending, scheduled or dead", loc)
 	}
 	n, err := purgeScript.Run(ctx, q.rdb, []string{key, q.counters}, "purged_"+string(loc)).Int64()
 	if err != nil {

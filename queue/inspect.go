@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// scheduledPageScript reads up to ARGV[3] members of the scheduled set from
+// scheduledScanScript reads up to ARGV[3] members of the scheduled set from
 // score ARGV[1] on, skipping the first ARGV[2] of them, one member at a time
 // (see listPageScript: Redis holds at most one member's copies), each cut to
 // its first ARGV[4] bytes after "<nonce> ". Pages follow scores, not
@@ -25,7 +25,7 @@ import (
 // ARGV[5] reply budget, bytes
 // Output: {score, size, sha1 of the entry, entry prefix} per member
 // read; fewer than ARGV[3] members when the set or the budget ended.
-var scheduledPageScript = redis.NewScript(luaDrop + `
+var scheduledScanScript = redis.NewScript(luaDrop + `
 local out, bytes = {}, 0
 local skip, n = tonumber(ARGV[2]), tonumber(ARGV[4])
 for i = 0, tonumber(ARGV[3]) - 1 do
@@ -47,12 +47,12 @@ return out
 `)
 
 // findScheduled scans the scheduled set, the earliest due first, for
-// entries matching sel (see scheduledPageScript), with their due time.
+// entries matching sel (see scheduledScanScript), with their due time.
 func (q *Queue) findScheduled(ctx context.Context, sel Selector) ([]Entry, error) {
 	var out []Entry
 	minScore, skip := "-inf", 0
 	for {
-		res, err := scheduledPageScript.Run(ctx, q.rdb, []string{q.scheduled}, minScore, skip, scanPage, scanPrefix, scanPageBytes).Slice()
+		res, err := scheduledScanScript.Run(ctx, q.rdb, []string{q.scheduled}, minScore, skip, scanPage, scanPrefix, scanPageBytes).Slice()
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", q.scheduled, err)
 		}

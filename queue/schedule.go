@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -355,4 +357,218 @@ func snoozeDelay(err error) time.Duration {
 	var se *SnoozeError
 	errors.As(err, &se)
 	return max(se.Delay, 0)
+}
+
+// scheduledPageScript reads the earliest-due members one at a time (see
+// luaDrop): each one's size, SHA-1, score and first bytes.
+//
+// KEYS[1] scheduled zset
+// ARGV[1] first index
+// ARGV[2] how many
+// ARGV[3] bytes of each member to return
+// Output: {size, sha1, score, prefix, ...}
+var scheduledPageScript = redis.NewScript(luaDrop + `
+local out = {}
+local first, n, pre = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = first, first + n - 1 do
+  local z = redis.call('ZRANGE', KEYS[1], i, i, 'WITHSCORES')
+  if #z == 0 then break end
+  local m = z[1]
+  table.insert(out, #m)
+  table.insert(out, redis.sha1hex(m))
+  table.insert(out, z[2])
+  table.insert(out, string.sub(m, 1, pre))
+  drop(#m)
+end
+return out
+`)
+
+// scheduledPage reads count members from index first, earliest due first.
+func (q *Queue) scheduledPage(ctx context.Context, first, count int) ([]Entry, error) {
+	res, err := scheduledPageScript.Run(ctx, q.rdb, []string{q.scheduled}, first, count, scanPrefix).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", q.scheduled, err)
+	}
+	out := make([]Entry, 0, len(res)/4)
+	for i := 0; i+3 < len(res); i += 4 {
+		size, sha, prefix := int(replyInt(res[i])), replyString(res[i+1]), replyString(res[i+3])
+		score, _ := strconv.ParseFloat(replyString(res[i+2]), 64)
+		out = append(out, scheduledEntry(rawEntry{size: size, sha1: sha, prefix: prefix}, int64(score)))
+	}
+	return out, nil
+}
+
+// scheduledEntry reads a scheduled member: "<nonce> <entry>", the entry as
+// pendingEntry reads it. A malformed member (the mover will dead-letter it)
+// is shown whole as its payload.
+func scheduledEntry(raw rawEntry, dueMs int64) Entry {
+	nonce, rest, ok := strings.Cut(raw.prefix, " ")
+	var e Entry
+	if ok && validNonce(nonce) {
+		off := len(nonce) + 1
+		e = pendingEntry(rawEntry{size: raw.size - off, sha1: raw.sha1, prefix: rest})
+	} else {
+		e = Entry{Ref: "@" + raw.sha1[:refHex], sha1: raw.sha1, Size: raw.size, Payload: []byte(raw.prefix), Truncated: raw.size > len(raw.prefix)}
+	}
+	e.Location, e.stored, e.DueAt = LocScheduled, raw.size, time.UnixMilli(dueMs)
+	return e
+}
+
+// peekScheduled returns up to n scheduled events, the earliest due first.
+func (q *Queue) peekScheduled(ctx context.Context, n int) ([]Entry, error) {
+	var out []Entry
+	for len(out) < n {
+		page, err := q.scheduledPage(ctx, len(out), min(scanPage, n-len(out)))
+		if err != nil {
+			return nil, err
+		}
+		for i := range page {
+			page[i].Position = int64(len(out) + i + 1)
+		}
+		out = append(out, page...)
+		if len(page) < min(scanPage, n-len(out)+len(page)) {
+			break
+		}
+	}
+	return out, nil
+}
+
+// purgeScheduledScript deletes the scheduled set.
+//
+// KEYS[1] scheduled zset
+// KEYS[2] counters hash
+// Output: the number of members deleted.
+var purgeScheduledScript = redis.NewScript(`
+local n = redis.call('ZCARD', KEYS[1])
+if n > 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('HINCRBY', KEYS[2], 'purged_scheduled', n)
+end
+return n
+`)
+
+func (q *Queue) purgeScheduled(ctx context.Context) (int64, error) {
+	n, err := purgeScheduledScript.Run(ctx, q.rdb, []string{q.scheduled, q.counters}).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("purge %s: %w", q.scheduled, err)
+	}
+	return n, nil
+}
+
+// makeDueScript makes scheduled members due now (the mover then moves
+// them): one named by its score and SHA-1, or up to a batch of those not
+// due yet.
+//
+// KEYS[1] scheduled zset
+// KEYS[2] counters hash
+// ARGV[1] "one" or "batch"
+// ARGV[2] "one": the member's score; "batch": how many
+// ARGV[3] "one": the member's SHA-1
+// Output: how many were made due (0 for "one": it is gone, or due already)
+var makeDueScript = redis.NewScript(luaPrelude + luaDrop + `
+local now = now_ms()
+local n = 0
+if ARGV[1] == 'one' then
+  local ms = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], ARGV[2])
+  for _, m in ipairs(ms) do
+    if redis.sha1hex(m) == ARGV[3] then
+      if tonumber(ARGV[2]) > now then redis.call('ZADD', KEYS[1], now, m) end
+      n = 1
+      break
+    end
+    drop(#m)
+  end
+else
+  local ms = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
+  for _, m in ipairs(ms) do
+    redis.call('ZADD', KEYS[1], now, m)
+  end
+  n = #ms
+end
+if n > 0 then redis.call('HINCRBY', KEYS[2], 'scheduled_redriven', n) end
+return n
+`)
+
+// RedriveScheduled makes the scheduled events that match sels (by event id
+// or reference) due now, so the mover moves them to the back of the pending
+// list at its next run (their attempts unchanged). It returns the entries
+// made due; one that was moved or deleted meanwhile is left out.
+func (q *Queue) RedriveScheduled(ctx context.Context, sels []Selector) ([]Entry, error) {
+	keys := []string{q.scheduled, q.counters}
+	var matched []Entry
+	for first := 0; ; first += scanPage {
+		page, err := q.scheduledPage(ctx, first, scanPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			for _, sel := range sels {
+				if e.matches(sel) {
+					matched = append(matched, e)
+					break
+				}
+			}
+		}
+		if len(page) < scanPage {
+			break
+		}
+	}
+	var moved []Entry
+	for _, e := range matched {
+		n, err := makeDueScript.Run(ctx, q.rdb, keys, "one", e.DueAt.UnixMilli(), e.sha1).Int()
+		if err != nil {
+			return moved, fmt.Errorf("make scheduled event %s due: %w", label(e), err)
+		}
+		if n == 1 {
+			moved = append(moved, e)
+		}
+	}
+	return moved, nil
+}
+
+// RedriveScheduledAll makes every scheduled event due now (batches of
+// moveBatch, one script call each) and returns how many it changed.
+func (q *Queue) RedriveScheduledAll(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := makeDueScript.Run(ctx, q.rdb, []string{q.scheduled, q.counters}, "batch", moveBatch).Int()
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("make %s due: %w", q.scheduled, err)
+		}
+		if n < moveBatch {
+			return total, nil
+		}
+	}
+}
+
+// RunMover moves due scheduled events until ctx ends: a MoveDue at once,
+// then again after every (at most) or at the next due time the last run saw,
+// whichever comes first; so an event is pending within about every of its
+// due time, or at once when it was already known at the previous run. each,
+// if set, sees every run's result (err non-nil when the run failed; the
+// next is tried after every). While no mover runs, due events wait in the
+// scheduled set: nothing is lost.
+func (q *Queue) RunMover(ctx context.Context, every time.Duration, each func(MoveResult, error)) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next := every
+		res, err := q.MoveDue(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil && res.Next >= 0 && res.Next < next {
+			next = res.Next
+		}
+		if each != nil {
+			each(res, err)
+		}
+		t.Reset(next)
+	}
 }

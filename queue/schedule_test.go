@@ -327,3 +327,93 @@ func TestPublishRawAtRefuses(t *testing.T) {
 		t.Fatalf("scheduled %v, want nothing", z)
 	}
 }
+
+// Everything that shows the queue shows the scheduled set: Snapshot
+// (count, overdue, oldest overdue due time), Peek (earliest due first, with
+// due times), RedriveScheduled by id (made due now, moved by the mover,
+// attempts kept), RedriveScheduledAll, Purge.
+func TestScheduledAdmin(t *testing.T) {
+	q, rdb := newTestQueue(t)
+	ctx := context.Background()
+	now := serverMs(t, rdb)
+	past := time.UnixMilli(now - 5000)
+	if _, err := q.PublishAt(ctx, past, Event{ID: "late", Wait: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := q.PublishAt(ctx, time.UnixMilli(now+3_600_000), Event{ID: "a", Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := q.PublishAt(ctx, time.UnixMilli(now+7_200_000), Event{ID: "b", Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.PublishRawAt(ctx, time.UnixMilli(now+10_800_000), []byte("raw"), []byte("raw")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := q.Snapshot(ctx, SnapshotOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Scheduled != 5 || s.Overdue != 1 || !s.OldestOverdue.Equal(past) || s.Pending != 0 {
+		t.Fatalf("snapshot scheduled %d overdue %d oldest %v pending %d; want 5, 1, %v, 0", s.Scheduled, s.Overdue, s.OldestOverdue, s.Pending, past)
+	}
+	if age, _ := s.Age(s.OldestOverdue); age < 5*time.Second {
+		t.Fatalf("oldest overdue age %s, want at least 5s", age)
+	}
+	es, err := q.Peek(ctx, LocScheduled, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, fmt.Sprintf("%d %s %d %s %d", e.Position, e.ID, e.DueAt.UnixMilli()-now, e.Payload, e.Attempts))
+	}
+	want := []string{
+		fmt.Sprintf("1 late -5000 %s 0", mustEvent(t, q, "late")),
+		fmt.Sprintf("2 a 3600000 %s 0", a[0].Marshal()),
+		fmt.Sprintf("3 b 7200000 %s 0", b[0].Marshal()),
+		"4  10800000 raw 0", "5  10800000 raw 0",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("peek scheduled\n got %q\nwant %q", got, want)
+	}
+	sel, _ := ParseSelector("b")
+	moved, err := q.RedriveScheduled(ctx, []Selector{sel})
+	if err != nil || len(moved) != 1 || moved[0].ID != "b" {
+		t.Fatalf("RedriveScheduled(b) = %+v, %v", moved, err)
+	}
+	if res, err := q.MoveDue(ctx); err != nil || res.Moved != 2 {
+		t.Fatalf("MoveDue = %+v, %v; want late and b", res, err)
+	}
+	if p := rdb.LRange(ctx, q.pending, 0, -1).Val(); len(p) != 2 || p[0] != string(b[0].Marshal()) {
+		t.Fatalf("pending %q, want b at the back after late", p)
+	}
+	if n, err := q.RedriveScheduledAll(ctx); err != nil || n != 3 {
+		t.Fatalf("RedriveScheduledAll = %d, %v; want 3", n, err)
+	}
+	s, _ = q.Snapshot(ctx, SnapshotOptions{})
+	if s.Scheduled != 3 || s.Overdue != 3 || s.Counters["scheduled_redriven"] != 4 {
+		t.Fatalf("after redrive all: scheduled %d overdue %d counters %v", s.Scheduled, s.Overdue, s.Counters)
+	}
+	if n, err := q.Purge(ctx, LocScheduled); err != nil || n != 3 {
+		t.Fatalf("Purge(scheduled) = %d, %v", n, err)
+	}
+	s, _ = q.Snapshot(ctx, SnapshotOptions{})
+	if s.Scheduled != 0 || s.Counters["purged_scheduled"] != 3 || !s.OldestOverdue.IsZero() {
+		t.Fatalf("after purge: %+v", s)
+	}
+}
+
+// mustEvent is the payload of the scheduled event with that id.
+func mustEvent(t *testing.T, q *Queue, id string) string {
+	t.Helper()
+	for _, z := range scheduledMembers(t, q) {
+		_, p, _ := strings.Cut(z.Member.(string), " ")
+		if strings.Contains(p, `"id":"`+id+`"`) {
+			return p
+		}
+	}
+	t.Fatalf("no scheduled event %s", id)
+	return ""
+}

@@ -11,6 +11,8 @@
 #                connects, moves one event (RPOPLPUSH) and exits
 #   oversize     the jobs binary given a 16 MiB event (above MAX_PAYLOAD_BYTES,
 #                dead-lettered by a script): peak RSS vs redis-cli moving it
+#   mover        100k scheduled events due at once to pending (one MoveDue), and
+#                the mover loop's latency from due time to pending
 #   reaper       queue.Reap of 100k expired leases, and of 100k entries claimed
 #                but never leased: wall time vs redis-benchmark RPUSH -P 100 of
 #                as many entries; the longest script (SLOWLOG); the worst PING
@@ -149,6 +151,10 @@ o_runl=$(ours reap -n "$ORPHANS" -kind unleased)
 b_rpush=$(rb -t rpush -P 100 -c 1 -n "$ORPHANS" -d "$size")
 rcli flushall >/dev/null
 
+# --- the mover: $ORPHANS due at once, and its latency from due to pending -------
+o_move=$(ours move -n "$ORPHANS" -latency-events 20 -interval 500ms)
+rcli flushall >/dev/null
+
 # --- operator reads: Redis's peak memory ----------------------------------------
 o_ops=$(ours opsmem -pid "$redis_pid")
 rcli flushall >/dev/null
@@ -219,6 +225,10 @@ row "reap $ORPHANS expired leases (entries/s)" "$(kv "$o_rexp" per_sec)" "$b_rpu
 row "reap $ORPHANS never-leased (entries/s)" "$(kv "$o_runl" per_sec)" "$b_rpush" "redis-benchmark RPUSH -P 100 -c 1"
 rowf "worst PING during reap, expired (ms)" "$(kv "$o_rexp" worst_ping_ms)" "$(kv "$o_rexp" idle_worst_ping_ms)" "worst PING, idle, as long"
 rowf "worst PING during reap, never-leased (ms)" "$(kv "$o_runl" worst_ping_ms)" "$(kv "$o_runl" idle_worst_ping_ms)" "worst PING, idle, as long"
+row "move $ORPHANS due at once (entries/s)" "$(kv "$o_move" per_sec)" "$b_rpush" "redis-benchmark RPUSH -P 100 -c 1"
+rowf "worst PING during the move (ms)" "$(kv "$o_move" worst_ping_ms)" "$(kv "$o_rexp" idle_worst_ping_ms)" "worst PING, idle (reaper run)"
+rowf "mover latency due->pending, median ms" "$(kv "$o_move" latency_median_ms)" "$(kv "$o_move" interval_ms)" "MOVE_INTERVAL (its bound)"
+rowf "mover latency due->pending, max ms" "$(kv "$o_move" latency_max_ms)" "$(kv "$o_move" interval_ms)" "MOVE_INTERVAL (its bound)"
 rowf "peek dead 8 x 12 MiB: Redis peak RSS +MiB" "$(kv "$o_ops" peek_dead_rss_mib)" "$(kv "$o_ops" baseline_lindex_rss_mib)" "one LINDEX of a 12 MiB entry"
 rowf "inspect a 12 MiB dead letter: +MiB" "$(kv "$o_ops" inspect_dead_rss_mib)" "$(kv "$o_ops" baseline_lindex_rss_mib)" "one LINDEX of a 12 MiB entry"
 rowf "redrive a 12 MiB dead letter: +MiB" "$(kv "$o_ops" redrive_dead_rss_mib)" "$(kv "$o_ops" baseline_lindex_rss_mib)" "one LINDEX of a 12 MiB entry"
@@ -230,6 +240,7 @@ echo
 echo "oversize event: peak RSS $(mib "$(kv "$o_big" peak_rss_kib)") MiB for a $((BIG >> 20)) MiB payload = $(awk -v k="$(kv "$o_big" peak_rss_kib)" -v b="$BIG" 'BEGIN { printf "%.2f", k * 1024 / b }') x payload (bound: 2 x payload + a small constant)"
 echo "reaper: $ORPHANS expired leases back in pending in $(kv "$o_rexp" wall_ms) ms ($(kv "$o_rexp" batches) scripts, longest $(kv "$o_rexp" max_script_ms) ms);" \
 	"$ORPHANS never-leased in $(kv "$o_runl" wall_ms) ms ($(kv "$o_runl" batches) scripts, longest $(kv "$o_runl" max_script_ms) ms)"
+echo "mover: $ORPHANS events due at once all pending in $(kv "$o_move" wall_ms) ms; due->pending latency median $(kv "$o_move" latency_median_ms) ms, p90 $(kv "$o_move" latency_p90_ms) ms, max $(kv "$o_move" latency_max_ms) ms (MOVE_INTERVAL $(kv "$o_move" interval_ms) ms; 20 events)"
 echo "scale-out: queues $(kv "$o_so_c" queues) on masters $(kv "$o_so_c" masters), $SO_CONSUMERS consumers each:" \
 	"$(kv "$o_so_c" per_sec) cycles/s on the cluster vs $(kv "$o_so_s" per_sec) on one server = $(awk -v c="$(kv "$o_so_c" per_sec)" -v s="$(kv "$o_so_s" per_sec)" 'BEGIN { printf "%.2f", c / s }') x here ($(nproc) CPUs shared by the 3 masters and the client);" \
 	"the busiest server spent $(kv "$o_so_c" busiest_server_cpu_s) of $(kv "$o_so_c" servers_cpu_s) server CPU-seconds on the cluster vs $(kv "$o_so_s" busiest_server_cpu_s) alone:" \

@@ -102,6 +102,7 @@ func TestStats(t *testing.T) {
   pending               0
   processing            0
   claiming              0
+  scheduled             0
   dead                  0
 leases
   expired               0   (the reaper takes them back at its next run)
@@ -118,6 +119,11 @@ totals
   redriven              0
   purged_dead           0
   purged_pending        0
+  snoozed               0
+  scheduled_moved       0
+  scheduled_dead        0
+  scheduled_redriven      0
+  purged_scheduled      0
 `
 	if code != 0 || out != want || errOut != "" {
 		t.Fatalf("stats on an empty queue: exit %d\n%s\nwant\n%s\nstderr %q", code, out, want, errOut)
@@ -145,6 +151,7 @@ totals
   pending               1   oldest unknown (the next event has no published_at)
   processing            1   oldest 45s
   claiming              0
+  scheduled             0
   dead                  1   oldest 2m0s
 leases
   expired               0   (the reaper takes them back at its next run)
@@ -161,6 +168,11 @@ totals
   redriven              0
   purged_dead           0
   purged_pending        0
+  snoozed               0
+  scheduled_moved       0
+  scheduled_dead        0
+  scheduled_redriven      0
+  purged_scheduled      0
 `
 	if code != 0 || out != want {
 		t.Errorf("stats: exit %d\n%s\nwant\n%s", code, out, want)

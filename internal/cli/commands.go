@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -26,6 +27,10 @@ Shows the queue in one script call, whose cost does not grow with the queue:
               its published_at; "unknown" when the producer sent none: the
               queue never stamps an event's bytes)
   processing  deliveries in flight, and how long the oldest has been
+  scheduled   retries and delayed events waiting for their due time; how
+              many are overdue (due, not moved to pending yet) and how long
+              the earliest has been due (a running mover keeps it under
+              MOVE_INTERVAL)
   claiming    claims not leased: jobs waiting for an event, or killed between
               taking one and leasing it (the reaper returns those)
   dead        dead letters, and the age of the oldest
@@ -65,6 +70,9 @@ type statsJSON struct {
 	Processing           int64            `json:"processing"`
 	Claiming             int64            `json:"claiming"`
 	Dead                 int64            `json:"dead"`
+	Scheduled            int64            `json:"scheduled"`
+	ScheduledOverdue     int64            `json:"scheduled_overdue"`
+	OldestOverdueSeconds *float64         `json:"oldest_overdue_seconds"`
 	OldestPendingSeconds *float64         `json:"oldest_pending_seconds"`
 	OldestPendingUnknown bool             `json:"oldest_pending_unknown"`
 	OldestProcessingSecs *float64         `json:"oldest_processing_seconds"`
@@ -93,6 +101,7 @@ func stats(ctx context.Context, e *env, expiring time.Duration) int {
 			Queue: e.cfg.Queue.Name, Pending: s.Pending, Processing: s.Processing, Claiming: s.Claiming, Dead: s.Dead,
 			OldestPendingSeconds: secs(s.OldestPending), OldestPendingUnknown: s.OldestPendingUnknown,
 			OldestProcessingSecs: secs(s.OldestProcessing), OldestDeadSeconds: secs(s.OldestDead),
+			Scheduled: s.Scheduled, ScheduledOverdue: s.Overdue, OldestOverdueSeconds: secs(s.OldestOverdue),
 			LeasesExpired: s.LeasesExpired, LeasesExpiring: s.LeasesExpiring, ExpiringWithinSecs: s.ExpiringWithin.Seconds(),
 			Counters: s.Counters,
 		})
@@ -122,6 +131,7 @@ func StatsText(name string, s queue.Snapshot) string {
 	line("pending", s.Pending, pendingNote)
 	line("processing", s.Processing, oldest(s.OldestProcessing))
 	line("claiming", s.Claiming, "")
+	line("scheduled", s.Scheduled, scheduledNote(s))
 	line("dead", s.Dead, oldest(s.OldestDead))
 	b.WriteString("leases\n")
 	line("expired", s.LeasesExpired, "(the reaper takes them back at its next run)")
@@ -139,11 +149,13 @@ func peekCommand() command {
 	return command{
 		name:    "peek",
 		summary: "show the next pending events, the deliveries in flight or the newest dead letters",
-		usage: `Usage: redis-keda peek pending|processing|dead [-n N] [--json]
+		usage: `Usage: redis-keda peek pending|processing|scheduled|dead [-n N] [--json]
 
 Shows up to N entries without changing anything:
   pending     the next to be claimed first
   processing  the deliveries in flight (leased), the oldest first
+  scheduled   retries and delayed events, the earliest due first, with
+              their due times
   dead        the newest dead letters first, with their reasons
 Each entry has its event id (when it has one) and a reference, @ and 12 hex
 digits, that inspect and redrive accept for entries without an id. At most
@@ -167,11 +179,11 @@ Example:
 				return nil, err
 			}
 			if len(ops) != 1 {
-				return nil, fmt.Errorf("peek takes one of pending, processing or dead, got %q", ops)
+				return nil, fmt.Errorf("peek takes one of pending, processing, scheduled or dead, got %q", ops)
 			}
 			loc := queue.Location(ops[0])
-			if loc != queue.LocPending && loc != queue.LocProcessing && loc != queue.LocDead {
-				return nil, fmt.Errorf("peek %q: use pending, processing or dead", ops[0])
+			if loc != queue.LocPending && loc != queue.LocProcessing && loc != queue.LocScheduled && loc != queue.LocDead {
+				return nil, fmt.Errorf("peek %q: use pending, processing, scheduled or dead", ops[0])
 			}
 			if *n < 1 || *n > 1000 {
 				return nil, fmt.Errorf("-n %d: use 1 to 1000", *n)
@@ -209,6 +221,8 @@ func peek(ctx context.Context, e *env, loc queue.Location, n int) int {
 		for _, en := range es {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", dash(queue.Printable(en.ID)), en.Ref, en.Attempts, stamp(en.ClaimedAt), stamp(en.LeaseDeadline), queue.Printable(en.Token), en.Size, cell(en, 60))
 		}
+	case queue.LocScheduled:
+		scheduledTable(tw, es)
 	case queue.LocDead:
 		fmt.Fprintln(tw, "POS\tID\tREF\tATTEMPTS\tDEAD AT\tREASON\tPAYLOAD")
 		for _, en := range es {
@@ -391,6 +405,7 @@ func redriveCommand() command {
 		summary: "move dead letters back to pending: attempts reset, payload byte for byte",
 		usage: `Usage: redis-keda redrive ID|@REF... [--id ID]... [--dry-run] [--json]
        redis-keda redrive --all [--dry-run] [--json]
+       redis-keda redrive --scheduled ID|@REF...|--all [--json]
 
 Moves dead letters back to the pending list, oldest first, to its back (they
 are claimed after the events already waiting). Each move is atomic: the dead
@@ -411,6 +426,9 @@ with @ is given with --id (repeatable).
 
 Flags:
   --all      every dead letter
+  --scheduled  make scheduled events (retries, delayed events: peek scheduled
+             lists them) due now instead: the mover moves them to the back of
+             pending at its next run, their attempts unchanged
   --id ID    the event id ID, taken literally (e.g. --id @home)
   --dry-run  show what would move; change nothing
   --json     one JSON object: redriven, skipped, gone
@@ -423,6 +441,7 @@ Examples:
 		parse: func(fs *flag.FlagSet, args []string) (action, error) {
 			all := fs.Bool("all", false, "")
 			dry := fs.Bool("dry-run", false, "")
+			sched := fs.Bool("scheduled", false, "")
 			var ids []string
 			fs.Func("id", "", func(v string) error { ids = append(ids, v); return nil })
 			ops, err := parseInterleaved(fs, args)
@@ -439,6 +458,12 @@ Examples:
 			sels, err := selectors(ops, ids)
 			if err != nil {
 				return nil, err
+			}
+			if *sched {
+				if *dry {
+					return nil, errors.New("--dry-run is for dead letters; peek scheduled shows what --scheduled would make due")
+				}
+				return func(ctx context.Context, e *env) int { return redriveScheduled(ctx, e, sels, *all) }, nil
 			}
 			return func(ctx context.Context, e *env) int { return redrive(ctx, e, sels, *all, *dry) }, nil
 		},
@@ -520,10 +545,12 @@ func purgeCommand() command {
 	return command{
 		name:    "purge",
 		summary: "delete every dead letter, or every pending event (--yes required)",
-		usage: `Usage: redis-keda purge dead|pending --yes [--json]
+		usage: `Usage: redis-keda purge dead|pending|scheduled --yes [--json]
 
-Deletes every entry of the dead list, or of the pending list, in one atomic
-script, and adds their number to the counter purged_dead or purged_pending.
+Deletes every entry of the dead list, of the pending list, or of the
+scheduled set (retries and delayed events waiting for their time), in one
+atomic script, and adds their number to the counter purged_dead,
+purged_pending or purged_scheduled.
 Events in flight are not touched. Without --yes it only says how many
 entries it would delete, and exits 2.
 
@@ -540,8 +567,8 @@ Example:
 			if err != nil {
 				return nil, err
 			}
-			if len(ops) != 1 || (ops[0] != "dead" && ops[0] != "pending") {
-				return nil, fmt.Errorf("purge takes dead or pending, got %q", ops)
+			if len(ops) != 1 || (ops[0] != "dead" && ops[0] != "pending" && ops[0] != "scheduled") {
+				return nil, fmt.Errorf("purge takes dead, pending or scheduled, got %q", ops)
 			}
 			loc := queue.Location(ops[0])
 			return func(ctx context.Context, e *env) int { return purge(ctx, e, loc, *yes) }, nil
@@ -550,16 +577,13 @@ Example:
 }
 
 func purge(ctx context.Context, e *env, loc queue.Location, yes bool) int {
-	what := map[queue.Location]string{queue.LocDead: "dead letters", queue.LocPending: "pending events"}[loc]
+	what := map[queue.Location]string{queue.LocDead: "dead letters", queue.LocPending: "pending events", queue.LocScheduled: "scheduled events"}[loc]
 	if !yes {
 		s, err := e.q.Snapshot(ctx, queue.SnapshotOptions{})
 		if err != nil {
 			return e.fail(err)
 		}
-		n := s.Pending
-		if loc == queue.LocDead {
-			n = s.Dead
-		}
+		n := map[queue.Location]int64{queue.LocPending: s.Pending, queue.LocDead: s.Dead, queue.LocScheduled: s.Scheduled}[loc]
 		fmt.Fprintf(e.stderr, "redis-keda purge: refusing to delete the %d %s of queue %s for good without --yes; nothing was deleted\n", n, what, e.cfg.Queue.Name)
 		return ExitUsage
 	}
@@ -670,4 +694,59 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// scheduledNote is the stats line's note for the scheduled set.
+func scheduledNote(s queue.Snapshot) string {
+	if s.Overdue == 0 {
+		return ""
+	}
+	d, _ := s.Age(s.OldestOverdue)
+	return fmt.Sprintf("%d overdue, the earliest due %s ago (not moved yet: is a publisher running?)", s.Overdue, age(d))
+}
+
+// scheduledTable is peek scheduled's table.
+func scheduledTable(tw io.Writer, es []queue.Entry) {
+	fmt.Fprintln(tw, "POS\tID\tREF\tATTEMPTS\tDUE AT\tSIZE\tPAYLOAD")
+	for _, en := range es {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%s\n", en.Position, dash(queue.Printable(en.ID)), en.Ref, en.Attempts, stamp(en.DueAt), en.Size, cell(en, 60))
+	}
+}
+
+// redriveScheduled is redrive --scheduled: make scheduled events due now.
+func redriveScheduled(ctx context.Context, e *env, sels []queue.Selector, all bool) int {
+	if all {
+		n, err := e.q.RedriveScheduledAll(ctx)
+		if err != nil {
+			return e.fail(err)
+		}
+		if e.json {
+			return e.writeJSON(map[string]any{"made_due": n})
+		}
+		fmt.Fprintf(e.stdout, "%d scheduled events made due now; the mover moves them to %s at its next run\n", n, e.cfg.Queue.Name)
+		return ExitOK
+	}
+	moved, err := e.q.RedriveScheduled(ctx, sels)
+	if err != nil {
+		return e.fail(err)
+	}
+	if e.json {
+		out := []summaryJSON{}
+		for _, en := range moved {
+			out = append(out, summaryJSON{ID: en.ID, Ref: en.Ref, Size: en.Size})
+		}
+		if c := e.writeJSON(map[string]any{"made_due": out}); c != ExitOK {
+			return c
+		}
+	} else {
+		for _, en := range moved {
+			fmt.Fprintf(e.stdout, "made due %s\n", name(en))
+		}
+		fmt.Fprintf(e.stdout, "%d scheduled events made due now; the mover moves them to %s at its next run\n", len(moved), e.cfg.Queue.Name)
+	}
+	if len(moved) == 0 {
+		fmt.Fprintf(e.stderr, "redis-keda redrive --scheduled: no scheduled event matched (peek scheduled lists them)\n")
+		return ExitNotFound
+	}
+	return ExitOK
 }

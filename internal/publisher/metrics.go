@@ -97,6 +97,8 @@ type queueCollector struct {
 	expired, expiry *prometheus.Desc
 	replicas        *prometheus.Desc
 	minReplicas     int
+	overdue         *prometheus.Desc
+	overdueAge      *prometheus.Desc
 }
 
 func newQueueCollector(q *queue.Queue, qc queue.Config, log *zap.Logger) *queueCollector {
@@ -108,16 +110,20 @@ func newQueueCollector(q *queue.Queue, qc queue.Config, log *zap.Logger) *queueC
 		up: prometheus.NewDesc("redis_keda_redis_up",
 			"1 when this scrape read the queue from Redis, 0 when Redis did not answer (the queue's other metrics are then missing).", nil, nil),
 		items: prometheus.NewDesc("redis_keda_queue_items",
-			"Entries of the queue: pending (waiting), processing (leased by a job), dead (dead letters).", []string{"state"}, nil),
+			"Entries of the queue: pending (waiting), processing (leased by a job), scheduled (waiting for their due time: retries, delayed events), dead (dead letters).", []string{"state"}, nil),
 		age: prometheus.NewDesc("redis_keda_queue_oldest_age_seconds",
 			"Age of the oldest entry: pending, since the published_at of the next event to be claimed (no sample when it has none); processing, since the oldest delivery in flight was leased.",
 			[]string{"state"}, nil),
 		events: prometheus.NewDesc("redis_keda_events_total",
-			"Outcomes counted by the queue's scripts in Redis, for every job and operator: acked, retried, dead, released, redriven, purged_dead, purged_pending.",
+			"Outcomes counted by the queue's scripts in Redis, for every job and operator: acked, retried, dead, released, snoozed, redriven, purged_dead, purged_pending, purged_scheduled, scheduled_moved (by the mover), scheduled_redriven (made due by an operator).",
 			[]string{"outcome"}, nil),
 		reaped: prometheus.NewDesc("redis_keda_reaped_total",
 			"Events the reapers recovered, counted in Redis: requeued (lease expired), rescued (claimed, never leased), dead (on the last attempt).",
 			[]string{"result"}, nil),
+		overdue: prometheus.NewDesc("redis_keda_scheduled_overdue",
+			"Scheduled events (retries, delayed events) already due but not moved to pending yet: the mover's next work.", nil, nil),
+		overdueAge: prometheus.NewDesc("redis_keda_scheduled_overdue_age_seconds",
+			"How long the earliest overdue scheduled event has been due (0 when none): a running mover keeps it under MOVE_INTERVAL; it grows while no mover runs.", nil, nil),
 		expired: prometheus.NewDesc("redis_keda_leases_expired",
 			"Claims past their deadline, waiting for the reaper.", nil, nil),
 		expiry: prometheus.NewDesc("redis_keda_leases_expiring",
@@ -126,7 +132,7 @@ func newQueueCollector(q *queue.Queue, qc queue.Config, log *zap.Logger) *queueC
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.items, c.age, c.events, c.reaped, c.expired, c.expiry, c.replicas} {
+	for _, d := range []*prometheus.Desc{c.up, c.items, c.age, c.events, c.reaped, c.expired, c.expiry, c.replicas, c.overdue, c.overdueAge} {
 		ch <- d
 	}
 }
@@ -141,7 +147,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
-	for state, n := range map[string]int64{"pending": s.Pending, "processing": s.Processing, "dead": s.Dead} {
+	for state, n := range map[string]int64{"pending": s.Pending, "processing": s.Processing, "scheduled": s.Scheduled, "dead": s.Dead} {
 		ch <- prometheus.MustNewConstMetric(c.items, prometheus.GaugeValue, float64(n), state)
 	}
 	for state, t := range map[string]time.Time{"pending": s.OldestPending, "processing": s.OldestProcessing} {
@@ -149,7 +155,10 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, a.Seconds(), state)
 		}
 	}
-	for _, o := range []string{"acked", "retried", "dead", "released", "redriven", "purged_dead", "purged_pending"} {
+	overdueAge, _ := s.Age(s.OldestOverdue)
+	ch <- prometheus.MustNewConstMetric(c.overdue, prometheus.GaugeValue, float64(s.Overdue))
+	ch <- prometheus.MustNewConstMetric(c.overdueAge, prometheus.GaugeValue, overdueAge.Seconds())
+	for _, o := range []string{"acked", "retried", "dead", "released", "snoozed", "redriven", "purged_dead", "purged_pending", "purged_scheduled", "scheduled_moved", "scheduled_redriven"} {
 		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(s.Counters[o]), o)
 	}
 	for _, r := range []string{"requeued", "rescued", "dead"} {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -134,23 +135,29 @@ func TestMetricsScrape(t *testing.T) {
 	// The next to be claimed (the tail) was published 90 s ago.
 	rdb.RPush(ctx, "events", fmt.Sprintf(`{"id":"next","published_at":%q,"wait":1}`, now.Add(-90*time.Second).UTC().Format(time.RFC3339Nano)))
 	rdb.LPush(ctx, "{events}:dead", fmt.Sprintf(`{"id":"x","reason":"r","attempts":1,"dead_at":%q,"size":2,"payload":"{}"}`, now.Add(-2*time.Minute).UTC().Format(time.RFC3339Nano)))
-	for i, name := range []string{"acked", "retried", "dead", "released", "reaped_requeued", "reaped_rescued", "reaped_dead", "reaped_stale", "redriven", "purged_dead", "purged_pending"} {
+	for i, name := range []string{"acked", "retried", "dead", "released", "reaped_requeued", "reaped_rescued", "reaped_dead", "reaped_stale", "redriven", "purged_dead", "purged_pending",
+		"snoozed", "purged_scheduled", "scheduled_moved", "scheduled_redriven"} {
 		rdb.HSet(ctx, "{events}:counters", name, 10+i)
 	}
+	// Scheduled: one event due in an hour (the mover leaves it).
+	rdb.ZAdd(ctx, "{events}:scheduled", redis.Z{Score: float64(now.Add(time.Hour).UnixMilli()), Member: `n1 {"wait":1}`})
 
 	before := time.Now()
 	startPublisher(t, c)
 	body, fams := scrape(t, c.HTTPAddr)
 
 	for name, want := range map[string][]string{
-		"redis_keda_redis_up":                {"queue=events 1"},
-		"redis_keda_queue_items":             {"queue=events,state=dead 1", "queue=events,state=pending 3", "queue=events,state=processing 1"},
-		"redis_keda_published_total":         {"queue=events 0"},
-		"redis_keda_unreplicated_events":     {"queue=events 0"},
-		"redis_keda_reaper_interval_seconds": {"queue=events 3600"},
-		"redis_keda_build_info":              {"goversion=" + runtime.Version() + ",version=v1.2.3 1"},
+		"redis_keda_redis_up":                      {"queue=events 1"},
+		"redis_keda_queue_items":                   {"queue=events,state=dead 1", "queue=events,state=pending 3", "queue=events,state=processing 1", "queue=events,state=scheduled 1"},
+		"redis_keda_scheduled_overdue":             {"queue=events 0"},
+		"redis_keda_scheduled_overdue_age_seconds": {"queue=events 0"},
+		"redis_keda_published_total":               {"queue=events 0"},
+		"redis_keda_unreplicated_events":           {"queue=events 0"},
+		"redis_keda_reaper_interval_seconds":       {"queue=events 3600"},
+		"redis_keda_build_info":                    {"goversion=" + runtime.Version() + ",version=v1.2.3 1"},
 		"redis_keda_events_total": {"outcome=acked,queue=events 10", "outcome=dead,queue=events 12", "outcome=purged_dead,queue=events 19", "outcome=purged_pending,queue=events 20",
-			"outcome=redriven,queue=events 18", "outcome=released,queue=events 13", "outcome=retried,queue=events 11"},
+			"outcome=purged_scheduled,queue=events 22", "outcome=redriven,queue=events 18", "outcome=released,queue=events 13", "outcome=retried,queue=events 11",
+			"outcome=scheduled_moved,queue=events 23", "outcome=scheduled_redriven,queue=events 24", "outcome=snoozed,queue=events 21"},
 		"redis_keda_reaped_total":    {"queue=events,result=dead 16", "queue=events,result=requeued 14", "queue=events,result=rescued 15"},
 		"redis_keda_leases_expired":  {"queue=events 0"},
 		"redis_keda_leases_expiring": {"queue=events 0"},
@@ -414,5 +421,43 @@ func TestMetricsTellQueuesApart(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Overdue scheduled events (no mover ran): their count and how long the
+// earliest has been due, by Redis's clock, read by the queue collector.
+func TestScheduledOverdueMetrics(t *testing.T) {
+	srv := redistest.Start(t)
+	c := testConfig(t, srv, map[string]string{"BATCH_SIZE": "0"})
+	rdb := srv.Client()
+	q, err := queue.New(rdb, c.Queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := rdb.Time(ctx).Val()
+	rdb.ZAdd(ctx, "{events}:scheduled", redis.Z{Score: float64(now.Add(-40 * time.Second).UnixMilli()), Member: "n1 a"},
+		redis.Z{Score: float64(now.Add(-10 * time.Second).UnixMilli()), Member: "n2 b"},
+		redis.Z{Score: float64(now.Add(time.Hour).UnixMilli()), Member: "n3 c"})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newQueueCollector(q, c.Queue, zaptest.NewLogger(t)))
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	if got := values(byName, "redis_keda_scheduled_overdue"); !slices.Equal(got, []string{" 2"}) {
+		t.Errorf("overdue = %q, want 2", got)
+	}
+	took := rdb.Time(ctx).Val().Sub(now).Seconds() + 0.002
+	age := byName["redis_keda_scheduled_overdue_age_seconds"].GetMetric()[0].GetGauge().GetValue()
+	if age < 40-0.002 || age > 40+took {
+		t.Errorf("overdue age = %v, want 40s (+ the %vs the read took)", age, took)
+	}
+	if got := values(byName, "redis_keda_queue_items"); !slices.Contains(got, "state=scheduled 3") {
+		t.Errorf("items = %q, want state=scheduled 3", got)
 	}
 }

@@ -365,36 +365,22 @@ func reapLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.D
 }
 
 // moveLoop moves due scheduled events (delayed events, retries) to the
-// pending list until ctx ends: every interval, and at the next due time the
-// last run saw when that comes sooner. While it is down (no publisher
-// running, Redis unreachable) due events wait in the scheduled set; nothing
-// is lost, they are moved at its next run.
+// pending list until ctx ends (queue.RunMover: every interval, and at the
+// next due time the last run saw). While it is down (no publisher running,
+// Redis unreachable) due events wait in the scheduled set; nothing is lost,
+// they are moved at its next run.
 func moveLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.Duration, m *metrics) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		next := every
-		res, err := q.MoveDue(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
+	q.RunMover(ctx, every, func(res queue.MoveResult, err error) {
+		if err != nil {
 			log.Warn("moving due events failed; will retry", zap.Error(err), zap.Duration("in", every))
-		case err == nil:
-			m.moverLastRun.SetToCurrentTime()
-			if res.Next >= 0 && res.Next < next {
-				next = res.Next
-			}
+			return
 		}
+		m.moverLastRun.SetToCurrentTime()
 		if res.Dead > 0 {
 			log.Error("malformed scheduled members dead-lettered; fix the producer (see README, Delayed events)", zap.Int("dead", res.Dead))
 		}
 		if res.Moved > 0 {
 			log.Debug("moved due events to pending", zap.Int("moved", res.Moved))
 		}
-		t.Reset(next)
-	}
+	})
 }

@@ -33,6 +33,10 @@
 //	    growth of the local redis-server's peak RSS during peek, inspect
 //	    and redrive of 12 MiB dead letters and 1 MB pending events, next to
 //	    one LINDEX of the same entry by a plain client (opsmem.go)
+//	bench move -addr A -n 100000 -latency-events 20 -interval 500ms
+//	    -n events due at once moved to pending by one MoveDue (wall time,
+//	    worst PING meanwhile), then the mover loop's latency from due time
+//	    to pending (move.go)
 //
 // It exits non-zero when a measurement could not be made or the queue is
 // not in the expected state afterwards.
@@ -67,7 +71,7 @@ func main() {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap|scaleout|opsmem [flags]")
+		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap|scaleout|opsmem|move [flags]")
 	}
 	ctx := context.Background()
 	switch args[0] {
@@ -88,8 +92,10 @@ func run(args []string, out io.Writer) error {
 		return scaleOut(ctx, args[1:], out)
 	case "opsmem":
 		return opsMem(ctx, args[1:], out)
+	case "move":
+		return move(ctx, args[1:], out)
 	default:
-		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec, reap, scaleout or opsmem", args[0])
+		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec, reap, scaleout, opsmem or move", args[0])
 	}
 }
 
