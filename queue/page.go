@@ -45,7 +45,8 @@ type PageResult struct {
 
 // Page returns up to n entries of loc from offset (0 = the first):
 // pending from the next to be claimed, dead from the newest, processing
-// from the oldest delivery. Each payload is cut to prefix bytes
+// from the oldest delivery, scheduled from the earliest due, done from the
+// latest ack (a done record has no payload). Each payload is cut to prefix bytes
 // (Truncated). Redis reads only those entries: LINDEX one at a time, from
 // the nearer end.
 func (q *Queue) Page(ctx context.Context, loc Location, offset, n, prefix int) (PageResult, error) {
@@ -82,6 +83,46 @@ func (q *Queue) Page(ctx context.Context, loc Location, offset, n, prefix int) (
 			first += step * int64(len(raws))
 		}
 		return res, nil
+	case LocScheduled:
+		total, err := q.rdb.ZCard(ctx, q.scheduled).Result()
+		if err != nil {
+			return res, fmt.Errorf("read %s: %w", q.scheduled, err)
+		}
+		es, err := q.scheduledPage(ctx, offset, n)
+		if err != nil {
+			return res, err
+		}
+		for i := range es {
+			es[i].Position = int64(offset + i + 1)
+		}
+		res.Entries, res.Total = es, total
+		return res, nil
+	case LocDone:
+		pipe := q.rdb.Pipeline()
+		card := pipe.ZCard(ctx, q.doneOrder)
+		rng := pipe.ZRevRange(ctx, q.doneOrder, int64(offset), int64(offset+n-1))
+		if _, err := pipe.Exec(ctx); err != nil {
+			return res, fmt.Errorf("read %s: %w", q.doneOrder, err)
+		}
+		res.Total = card.Val()
+		ids := rng.Val()
+		if len(ids) == 0 {
+			return res, nil
+		}
+		raws, err := q.rdb.HMGet(ctx, q.done, ids...).Result()
+		if err != nil {
+			return res, fmt.Errorf("read %s: %w", q.done, err)
+		}
+		for i, r := range raws {
+			if s, ok := r.(string); ok {
+				if rec, err := parseDoneRecord(ids[i], s); err == nil {
+					e := doneEntry(rec)
+					e.Position = int64(offset + i + 1)
+					res.Entries = append(res.Entries, e)
+				}
+			}
+		}
+		return res, nil
 	case LocProcessing:
 		pipe := q.rdb.Pipeline()
 		card := pipe.ZCard(ctx, q.claimed)
@@ -99,7 +140,7 @@ func (q *Queue) Page(ctx context.Context, loc Location, offset, n, prefix int) (
 		res.Entries, res.Total = es, card.Val()
 		return res, nil
 	}
-	return res, fmt.Errorf("page: unknown state %q: use pending, processing or dead", loc)
+	return res, fmt.Errorf("page: unknown state %q: use scheduled, pending, processing, dead or done", loc)
 }
 
 // SearchResult is what a bounded search found.
@@ -174,6 +215,28 @@ func (q *Queue) Search(ctx context.Context, loc Location, text string, limit, ma
 			return visit(e)
 		})
 		return res, err
+	case LocScheduled:
+		total, err := q.rdb.ZCard(ctx, q.scheduled).Result()
+		if err != nil {
+			return res, fmt.Errorf("read %s: %w", q.scheduled, err)
+		}
+		res.Total = total
+		for first := 0; first < limit; first += scanPage {
+			page, err := q.scheduledPage(ctx, first, min(scanPage, limit-first))
+			if err != nil {
+				return res, err
+			}
+			for i, e := range page {
+				e.Position = int64(first + i + 1)
+				if !visit(e) {
+					return res, nil
+				}
+			}
+			if len(page) < scanPage {
+				break
+			}
+		}
+		return res, nil
 	case LocProcessing:
 		tokens, err := q.rdb.ZRange(ctx, q.claimed, 0, int64(limit)-1).Result()
 		if err != nil {
@@ -195,7 +258,7 @@ func (q *Queue) Search(ctx context.Context, loc Location, text string, limit, ma
 		}
 		return res, nil
 	}
-	return res, fmt.Errorf("search: unknown state %q: use pending, processing or dead", loc)
+	return res, fmt.Errorf("search: unknown state %q: use scheduled, pending, processing or dead", loc)
 }
 
 // jsonStringBody is s as it appears inside a JSON string (encodeJSON: no
@@ -203,6 +266,15 @@ func (q *Queue) Search(ctx context.Context, loc Location, text string, limit, ma
 func jsonStringBody(s string) string {
 	b := encodeJSON(s)
 	return string(b[1 : len(b)-1])
+}
+
+// DoneCount is how many done records there are (ZCARD).
+func (q *Queue) DoneCount(ctx context.Context) (int64, error) {
+	n, err := q.rdb.ZCard(ctx, q.doneOrder).Result()
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", q.doneOrder, err)
+	}
+	return n, nil
 }
 
 // sampleHistoryScript records the counters once per minute.

@@ -370,12 +370,20 @@ func reapLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.D
 // Redis unreachable) due events wait in the scheduled set; nothing is lost,
 // they are moved at its next run.
 func moveLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.Duration, m *metrics) {
+	var marked time.Time // the run last recorded for the dashboard: at most one write per 5 s
 	q.RunMover(ctx, every, func(res queue.MoveResult, err error) {
 		if err != nil {
 			log.Warn("moving due events failed; will retry", zap.Error(err), zap.Duration("in", every))
 			return
 		}
 		m.moverLastRun.SetToCurrentTime()
+		if time.Since(marked) >= 5*time.Second {
+			if merr := q.MarkRun(ctx, "mover"); merr != nil && ctx.Err() == nil {
+				log.Debug("could not record the mover's run for the dashboard", zap.Error(merr))
+			} else {
+				marked = time.Now()
+			}
+		}
 		if res.Dead > 0 {
 			log.Error("malformed scheduled members dead-lettered; fix the producer (see README, Delayed events)", zap.Int("dead", res.Dead))
 		}

@@ -50,8 +50,8 @@ func layout(b base, content func(*page)) string {
 	p.raw("<link rel=\"stylesheet\" href=\"/static/style.css\">\n<script src=\"/static/app.js\" defer></script>\n</head>\n")
 	p.f("<body data-refresh=\"%d\">\n<header>\n<span class=\"brand\">redis-keda</span>\n<span class=\"queue\" title=\"queue (QUEUE)\">%s</span>\n<nav>\n", b.RefreshMS, b.Queue)
 	for _, n := range []struct{ nav, href, title string }{
-		{"overview", "/", "Overview"}, {"pending", "/state/pending", "Pending"},
-		{"processing", "/state/processing", "In flight"}, {"dead", "/state/dead", "Dead"},
+		{"overview", "/", "Overview"}, {"scheduled", "/state/scheduled", "Scheduled"}, {"pending", "/state/pending", "Pending"},
+		{"processing", "/state/processing", "In flight"}, {"dead", "/state/dead", "Dead"}, {"done", "/state/done", "Done"},
 	} {
 		here := ""
 		if n.nav == b.Nav {
@@ -156,14 +156,23 @@ func entriesHTML(p *page, d entriesData) {
 		}
 		p.f(`<div class="ref" title="reference">%s</div><div>attempts %d</div>`, e.Ref, e.Attempts)
 		for _, l := range []struct{ label, v string }{
-			{"published", e.Published}, {"leased", e.ClaimedAt}, {"lease until", e.Deadline}, {"dead", e.DeadAt},
+			{"due", e.Due}, {"published", e.Published}, {"leased", e.ClaimedAt}, {"lease until", e.Deadline},
+			{"pod", e.Pod}, {"dead", e.DeadAt}, {"acked", e.Acked},
 		} {
 			if l.v != "" {
 				p.f("<div>%s %s</div>", l.label, l.v)
 			}
 		}
+		if e.Acks > 1 {
+			p.f(`<div class="reason">acked %d times (processed more than once)</div>`, e.Acks)
+		}
 		if e.Reason != "" {
 			p.f(`<div class="reason">%s</div>`, e.Reason)
+		}
+		if d.MakeDue {
+			p.raw(`<form method="post" action="/due">`)
+			csrfField(p, d.CSRF)
+			p.f(`<input type="hidden" name="ref" value="%s"><button type="submit">Make due now…</button></form>`, e.Ref)
 		}
 		if d.Cancel {
 			p.raw(`<form method="post" action="/cancel">`)
@@ -176,7 +185,11 @@ func entriesHTML(p *page, d entriesData) {
 			p.f(`<input type="hidden" name="ref" value="%s"><button type="submit">Redrive…</button></form>`, e.Ref)
 		}
 		p.raw("</td><td>")
-		payloadHTML(p, e.Payload)
+		if e.Done {
+			p.raw(`<div class="meta">a done record keeps no payload</div>`)
+		} else {
+			payloadHTML(p, e.Payload)
+		}
 		p.raw("</td></tr>\n")
 	}
 	p.raw("</tbody>\n</table>\n")
@@ -197,6 +210,10 @@ func listPage(d listData) func(*page) {
 			p.raw(" · newest first")
 		case queue.LocProcessing:
 			p.raw(" · oldest delivery first")
+		case queue.LocScheduled:
+			p.raw(" · the earliest due first")
+		case queue.LocDone:
+			p.raw(" · the latest ack first (DONE_MAX_RECORDS, DONE_MAX_AGE bound them)")
 		}
 		p.raw("</span>")
 		if d.Prev > 0 {
@@ -209,7 +226,7 @@ func listPage(d listData) func(*page) {
 			p.f(` <a href="?page=%d" rel="next">page %d →</a>`, d.Next, d.Next)
 		}
 		p.raw("</div>\n")
-		if d.CanRedrive || d.CanPurge {
+		if d.CanRedrive || d.CanPurge || d.CanMakeDue {
 			p.raw(`<div class="actions">`)
 			if d.CanRedrive {
 				p.raw(`<form method="post" action="/redrive" id="selected">`)
@@ -219,6 +236,11 @@ func listPage(d listData) func(*page) {
 				csrfField(p, d.CSRF)
 				p.raw(`<input type="hidden" name="all" value="1"><button type="submit" id="redrive-all">Redrive all…</button></form>`)
 			}
+			if d.CanMakeDue {
+				p.raw(`<form method="post" action="/due">`)
+				csrfField(p, d.CSRF)
+				p.raw(`<input type="hidden" name="all" value="1"><button type="submit" id="due-all">Make all due now…</button></form>`)
+			}
 			if d.CanPurge {
 				p.raw(`<form method="post" action="/purge">`)
 				csrfField(p, d.CSRF)
@@ -226,7 +248,7 @@ func listPage(d listData) func(*page) {
 			}
 			p.raw("</div>\n")
 		}
-		entriesHTML(p, entriesData{Entries: d.Entries, CSRF: d.CSRF, Select: d.CanRedrive, Redrive: d.CanRedrive, Cancel: d.CanCancel})
+		entriesHTML(p, entriesData{Entries: d.Entries, CSRF: d.CSRF, Select: d.CanRedrive, Redrive: d.CanRedrive, Cancel: d.CanCancel, MakeDue: d.CanMakeDue})
 	}
 }
 
@@ -239,8 +261,16 @@ func findPage(d findData) func(*page) {
 		}
 		p.f("<p id=\"matches\">%d matches for <q>%s</q>.</p>\n", d.Matches, d.Query)
 		for _, f := range d.Results {
-			p.f("<section class=\"found\" data-state=\"%s\">\n<h2>%s: %d found</h2>\n<p class=\"note scanned\">searched the first %d of %d entries",
-				string(f.Loc), f.Title, len(f.Entries), f.Scanned, f.Total)
+			p.f("<section class=\"found\" data-state=\"%s\">\n<h2>%s: %d found</h2>\n", string(f.Loc), f.Title, len(f.Entries))
+			if f.ByID {
+				p.raw("<p class=\"note scanned\">looked up by id (the done records are keyed by id).</p>\n")
+				if len(f.Entries) > 0 {
+					entriesHTML(p, entriesData{Entries: f.Entries})
+				}
+				p.raw("</section>\n")
+				continue
+			}
+			p.f("<p class=\"note scanned\">searched the first %d of %d entries", f.Scanned, f.Total)
 			if f.Capped {
 				p.f("; stopped at %d matches", maxMatches)
 			}
@@ -250,7 +280,8 @@ func findPage(d findData) func(*page) {
 			p.raw(".</p>\n")
 			if len(f.Entries) > 0 {
 				rw := !d.ReadOnly
-				entriesHTML(p, entriesData{Entries: f.Entries, CSRF: d.CSRF, Redrive: rw && f.Loc == queue.LocDead, Cancel: rw && f.Loc == queue.LocProcessing})
+				entriesHTML(p, entriesData{Entries: f.Entries, CSRF: d.CSRF, Redrive: rw && f.Loc == queue.LocDead, Cancel: rw && f.Loc == queue.LocProcessing,
+					MakeDue: rw && f.Loc == queue.LocScheduled})
 			}
 			p.raw("</section>\n")
 		}

@@ -21,9 +21,11 @@ var states = []struct {
 	Loc   queue.Location
 	Title string
 }{
+	{queue.LocScheduled, "Scheduled"},
 	{queue.LocPending, "Pending"},
 	{queue.LocProcessing, "In flight"},
 	{queue.LocDead, "Dead"},
+	{queue.LocDone, "Done"},
 }
 
 func stateTitle(loc queue.Location) string {
@@ -102,10 +104,20 @@ func (s *Server) overviewView(r *http.Request) (overviewData, error) {
 		}
 		return "-"
 	}
+	done, err := s.q.DoneCount(ctx)
+	if err != nil {
+		return d, err
+	}
+	overdue := "none due"
+	if snap.Overdue > 0 {
+		overdue = fmt.Sprintf("%d overdue, the oldest by %s", snap.Overdue, ageOf(snap.OldestOverdue))
+	}
 	d.States = []stateRow{
+		{queue.LocScheduled, "Scheduled", snap.Scheduled, overdue},
 		{queue.LocPending, "Pending", snap.Pending, ageOf(snap.OldestPending)},
 		{queue.LocProcessing, "In flight", snap.Processing, ageOf(snap.OldestProcessing)},
 		{queue.LocDead, "Dead", snap.Dead, ageOf(snap.OldestDead)},
+		{queue.LocDone, "Done (records)", done, "-"},
 	}
 	for _, n := range queue.CounterNames() {
 		d.Counters = append(d.Counters, kv{n, strconv.FormatInt(snap.Counters[n], 10)})
@@ -162,6 +174,11 @@ type entryView struct {
 	DeadAt         string
 	ClaimedAt      string
 	Deadline       string
+	Due            string
+	Pod            string
+	Acked          string
+	Acks           int
+	Done           bool // a done record: no payload
 	Payload        Payload
 }
 
@@ -180,6 +197,16 @@ func view(e queue.Entry, now time.Time, limit int) entryView {
 	if !e.LeaseDeadline.IsZero() {
 		v.Deadline = e.LeaseDeadline.UTC().Format("15:04:05.000Z")
 	}
+	if !e.DueAt.IsZero() {
+		v.Due = e.DueAt.UTC().Format("2006-01-02 15:04:05Z")
+		if d := e.DueAt.Sub(now); d > 0 {
+			v.Due += " (in " + d.Round(time.Second).String() + ")"
+		} else {
+			v.Due += " (overdue by " + (-d).Round(time.Second).String() + ")"
+		}
+	}
+	v.Pod, v.Acks, v.Done = e.Pod, e.Acks, e.Location == queue.LocDone
+	v.Acked = ago(e.AckedAt)
 	return v
 }
 
@@ -195,6 +222,7 @@ type listData struct {
 	CanRedrive  bool
 	CanPurge    bool
 	CanCancel   bool
+	CanMakeDue  bool
 	PageSize    int
 }
 
@@ -210,7 +238,7 @@ func parseState(v string) (queue.Location, bool) {
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	loc, ok := parseState(r.PathValue("state"))
 	if !ok {
-		http.Error(w, "404 not found: the states are pending, processing and dead", http.StatusNotFound)
+		http.Error(w, "404 not found: the states are scheduled, pending, processing, dead and done", http.StatusNotFound)
 		return
 	}
 	page := 1
@@ -245,14 +273,16 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.cfg.ReadOnly {
 		d.CanRedrive = loc == queue.LocDead && res.Total > 0
-		d.CanPurge = loc != queue.LocProcessing && res.Total > 0
+		d.CanPurge = (loc == queue.LocPending || loc == queue.LocDead || loc == queue.LocScheduled) && res.Total > 0
 		d.CanCancel = loc == queue.LocProcessing
+		d.CanMakeDue = loc == queue.LocScheduled && res.Total > 0
 	}
 	s.render(w, d.base, http.StatusOK, listPage(d))
 }
 
 // found is what a search found in one state.
 type found struct {
+	ByID    bool // looked up by id (done records: one HGET)
 	Title   string
 	Loc     queue.Location
 	Scanned int
@@ -288,6 +318,21 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) {
 		d.Searched = true
 		now := time.Now()
 		for _, st := range states {
+			if st.Loc == queue.LocDone {
+				f := found{Title: st.Title, Loc: st.Loc, Limit: s.cfg.SearchLimit, ByID: true}
+				rec, ok, err := s.q.Done(r.Context(), text)
+				if err != nil {
+					s.fail(w, err)
+					return
+				}
+				if ok {
+					e := doneView(rec)
+					f.Entries = append(f.Entries, view(e, now, listPrefix))
+				}
+				d.Matches += len(f.Entries)
+				d.Results = append(d.Results, f)
+				continue
+			}
 			res, err := s.q.Search(r.Context(), st.Loc, text, s.cfg.SearchLimit, maxMatches)
 			if err != nil {
 				s.fail(w, err)
@@ -426,8 +471,8 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 // says how many.
 func (s *Server) purge(w http.ResponseWriter, r *http.Request) {
 	loc, ok := parseState(r.PostForm.Get("state"))
-	if !ok || loc == queue.LocProcessing {
-		s.result(w, http.StatusBadRequest, "Nothing purged", []string{"only pending and dead can be purged"}, "/")
+	if !ok || (loc != queue.LocPending && loc != queue.LocDead && loc != queue.LocScheduled) {
+		s.result(w, http.StatusBadRequest, "Nothing purged", []string{"only scheduled, pending and dead can be purged"}, "/")
 		return
 	}
 	back := "/state/" + string(loc)
@@ -438,8 +483,11 @@ func (s *Server) purge(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		n := snap.Pending
-		if loc == queue.LocDead {
+		switch loc {
+		case queue.LocDead:
 			n = snap.Dead
+		case queue.LocScheduled:
+			n = snap.Scheduled
 		}
 		s.confirm(w, "/purge", fmt.Sprintf("Delete all %d entries of %s? They cannot be brought back.", n, loc), nil,
 			[]hidden{{"state", string(loc)}}, back)
@@ -484,4 +532,63 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	lines := []string{fmt.Sprintf("Cancel requested for %s; its job stops it and dead-letters it at its next heartbeat (within %s).",
 		strings.Join(names(es), ", "), (s.q.Config().LeaseDuration / 3).Round(time.Second))}
 	s.result(w, http.StatusOK, "Cancel requested", lines, "/state/processing")
+}
+
+// doneView is a done record as an entry.
+func doneView(r queue.DoneRecord) queue.Entry {
+	return queue.Entry{Location: queue.LocDone, ID: r.ID, Attempts: r.Attempt, ClaimedAt: r.LeasedAt, AckedAt: r.AckedAt, Acks: r.Acks, Pod: r.Pod}
+}
+
+// due makes scheduled events due now (queue.RedriveScheduled, or
+// RedriveScheduledAll with all=1): the mover moves them to the back of
+// pending at its next run, their attempts unchanged.
+func (s *Server) due(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	all := r.PostForm.Get("all") == "1"
+	sels, err := selectorsOf(r)
+	if err != nil || (!all && len(sels) == 0) {
+		msg := "name scheduled events"
+		if err != nil {
+			msg = err.Error()
+		}
+		s.result(w, http.StatusBadRequest, "Nothing made due", []string{msg}, "/state/scheduled")
+		return
+	}
+	if r.PostForm.Get("confirm") != "1" {
+		if all {
+			snap, err := s.q.Snapshot(ctx, queue.SnapshotOptions{})
+			if err != nil {
+				s.fail(w, err)
+				return
+			}
+			s.confirm(w, "/due", fmt.Sprintf("Make all %d scheduled events due now? The mover moves them to pending at its next run (attempts unchanged).", snap.Scheduled), nil,
+				[]hidden{{"all", "1"}}, "/state/scheduled")
+			return
+		}
+		fields := make([]hidden, 0, len(sels))
+		for _, v := range r.PostForm["ref"] {
+			fields = append(fields, hidden{"ref", v})
+		}
+		s.confirm(w, "/due", "Make these scheduled events due now? The mover moves them to pending at its next run (attempts unchanged).", r.PostForm["ref"], fields, "/state/scheduled")
+		return
+	}
+	var lines []string
+	if all {
+		n, err := s.q.RedriveScheduledAll(ctx)
+		s.log.Info("ui: make due", zap.Int("events", n), zap.Error(err))
+		if err != nil {
+			s.result(w, http.StatusInternalServerError, "Make due failed", []string{fmt.Sprintf("%d made due before: %v", n, err)}, "/state/scheduled")
+			return
+		}
+		lines = []string{fmt.Sprintf("%d scheduled events made due now; the mover moves them to pending at its next run.", n)}
+	} else {
+		es, err := s.q.RedriveScheduled(ctx, sels)
+		s.log.Info("ui: make due", zap.Strings("events", names(es)), zap.Error(err))
+		if err != nil {
+			s.result(w, http.StatusInternalServerError, "Make due failed", []string{err.Error()}, "/state/scheduled")
+			return
+		}
+		lines = append([]string{fmt.Sprintf("%d scheduled events made due now; the mover moves them to pending at its next run:", len(es))}, names(es)...)
+	}
+	s.result(w, http.StatusOK, "Made due", lines, "/state/scheduled")
 }

@@ -87,6 +87,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /redrive", s.redrive)
 	mux.HandleFunc("POST /purge", s.purge)
 	mux.HandleFunc("POST /cancel", s.cancel)
+	mux.HandleFunc("POST /due", s.due)
 	return s.guard(mux)
 }
 
@@ -140,7 +141,7 @@ func (s *Server) Sample(ctx context.Context) {
 // entriesData is what entriesHTML shows: entries, and which buttons each
 // gets.
 type entriesData struct {
-	Entries                 []entryView
-	CSRF                    string
-	Select, Redrive, Cancel bool
+	Entries                          []entryView
+	CSRF                             string
+	Select, Redrive, Cancel, MakeDue bool
 }
