@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The dashboard at scale: a fresh redis-server (started by the benchmark,
-# internal/redistest) seeded with 1,000,000 pending, 100,000 dead and 1,000
-# in-flight events; each page served by the real handler 20 times. Prints,
+# internal/redistest) seeded with 1,000,000 pending, 100,000 dead, 100,000
+# scheduled and 1,000 in-flight events; each page served by the real handler 20 times. Prints,
 # per page, the server time (ms/page), the Redis time (redis-µs/page: INFO
 # commandstats usec summed, reset before each page, INFO itself left out)
 # and the page's bytes. "refresh" is the overview's 5 s auto-refresh. The

@@ -1,7 +1,7 @@
 package ui
 
 // The dashboard's cost at scale (task bench → scripts/bench-ui.sh): a real
-// redis-server seeded with 1M pending, 100k dead and 1,000 in flight; each
+// redis-server seeded with 1M pending, 100k dead, 100k scheduled and 1,000 in flight; each
 // page served by the real handler. Reported per page: server time (ms/op)
 // and Redis time (redis-µs/op: the sum of INFO commandstats usec, reset
 // before, minus INFO itself), and the replies' bytes. Nothing is asserted
@@ -32,9 +32,10 @@ var benchBed struct {
 }
 
 const (
-	benchPending  = 1_000_000
-	benchDead     = 100_000
-	benchInFlight = 1_000
+	benchPending   = 1_000_000
+	benchDead      = 100_000
+	benchInFlight  = 1_000
+	benchScheduled = 100_000
 )
 
 func seedBench(b *testing.B) (*redistest.Server, http.Handler) {
@@ -81,6 +82,16 @@ func seedBench(b *testing.B) (*redistest.Server, http.Handler) {
 		}); err != nil {
 			benchBed.err = err
 			return
+		}
+		for i := 0; i < benchScheduled; i += 1000 {
+			evs := make([]queue.Event, 0, 1000)
+			for j := i; j < min(i+1000, benchScheduled); j++ {
+				evs = append(evs, queue.Event{ID: fmt.Sprintf("s-%d", j), Wait: time.Second})
+			}
+			if _, err := q.PublishIn(ctx, time.Duration(1+i/1000)*time.Minute, evs...); err != nil {
+				benchBed.err = err
+				return
+			}
 		}
 		s, err := New(q, queue.RedisConfig{Addr: queue.RedisAddr(srv.Addr)}, Config{Addr: "127.0.0.1:8081", PageSize: 50, SearchLimit: 1000, Refresh: 5 * time.Second}, zap.NewNop())
 		if err != nil {
@@ -129,6 +140,8 @@ func BenchmarkDashboard(b *testing.B) {
 		{"pending_p20000_last", "/state/pending?page=20000"},
 		{"dead_p1", "/state/dead"},
 		{"dead_p2000_last", "/state/dead?page=2000"},
+		{"scheduled_p1", "/state/scheduled"},
+		{"scheduled_p2000_last", "/state/scheduled?page=2000"},
 		{"processing_p1", "/state/processing"},
 		{"processing_p20_last", "/state/processing?page=20"},
 		{"find_id_1k_per_state", "/find?q=p-5"},

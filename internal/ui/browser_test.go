@@ -54,7 +54,7 @@ func newBed(t *testing.T) *bed {
 	srv := redistest.Start(t)
 	addr := srv.Client().Options().Addr
 	q, err := queue.New(srv.Client(), queue.Config{Name: "events", LeaseDuration: time.Minute, MaxAttempts: 1,
-		MaxWait: time.Hour, MaxPayloadBytes: 2 << 20})
+		MaxWait: time.Hour, MaxPayloadBytes: 2 << 20, DoneMaxRecords: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,27 +244,35 @@ func TestBrowserOverviewEqualsStats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for i := range 4 {
+		if _, err := b.q.PublishIn(context.Background(), time.Hour, queue.Event{ID: fmt.Sprintf("s-%d", i), Wait: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	b.start(nil)
 	var st struct {
-		Pending, Processing, Dead int64
-		Counters                  map[string]int64
+		Scheduled, Pending, Processing, Dead int64
+		Counters                             map[string]int64
 	}
 	if err := json.Unmarshal([]byte(b.cli("stats", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Pending != 7 || st.Processing != 1 || st.Dead != 2 || st.Counters["acked"] != 1 {
-		t.Fatalf("control: stats = %+v, want 7 pending, 1 in flight, 2 dead, 1 acked", st)
+	if st.Scheduled != 4 || st.Pending != 7 || st.Processing != 1 || st.Dead != 2 || st.Counters["acked"] != 1 {
+		t.Fatalf("control: stats = %+v, want 4 scheduled, 7 pending, 1 in flight, 2 dead, 1 acked", st)
 	}
 	ctx, dialogs := browser(t)
 	do(t, ctx, chromedp.Navigate(b.url))
-	pending, processing, dead := text(t, ctx, "#count-pending"), text(t, ctx, "#count-processing"), text(t, ctx, "#count-dead")
+	scheduled, pending, processing, dead := text(t, ctx, "#count-scheduled"), text(t, ctx, "#count-pending"), text(t, ctx, "#count-processing"), text(t, ctx, "#count-dead")
 	counters := map[string]string{}
 	for name := range st.Counters {
 		counters[name] = text(t, ctx, "#counter-"+name)
 	}
-	got := fmt.Sprintf("%s %s %s", pending, processing, dead)
-	if want := fmt.Sprintf("%d %d %d", st.Pending, st.Processing, st.Dead); got != want {
-		t.Errorf("overview pending/in flight/dead = %s, stats --json = %s", got, want)
+	got := fmt.Sprintf("%s %s %s %s", scheduled, pending, processing, dead)
+	if want := fmt.Sprintf("%d %d %d %d", st.Scheduled, st.Pending, st.Processing, st.Dead); got != want {
+		t.Errorf("overview scheduled/pending/in flight/dead = %s, stats --json = %s", got, want)
+	}
+	if done := text(t, ctx, "#count-done"); done != "1" {
+		t.Errorf("overview done records = %s, want 1 (acked-1)", done)
 	}
 	for name, n := range st.Counters {
 		if counters[name] != fmt.Sprint(n) {
