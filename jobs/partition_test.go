@@ -180,11 +180,16 @@ var _ = redistest.Start
 func TestEventLostByARedisRestartWithoutPersistence(t *testing.T) {
 	f := newFixture(t, 30*time.Second) // appendonly no, save ""
 	ctx := context.Background()
-	if _, err := f.q.Publish(ctx, queue.Event{ID: "gone-with-redis", Wait: 2 * time.Second}); err != nil {
+	// The wait outlasts the warning and the restart on a loaded machine: the
+	// job must still hold the event when Redis comes back empty.
+	if _, err := f.q.Publish(ctx, queue.Event{ID: "gone-with-redis", Wait: 10 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	p := f.start(t, "REDIS_RETRY_TIMEOUT=30s")
 	f.waitFor(t, "the claim", func(s queue.Stats) bool { return s.Processing == 1 })
+	// The warning is read after the claim; restarting before it was read
+	// made the read fail (logged at debug) and the warning check flaky.
+	p.waitLine(t, "Redis has no persistence", 60*time.Second)
 	f.srv.Restart()
 	if code := p.wait(t, 60*time.Second); code != 0 {
 		t.Fatalf("exit %d\n%s", code, p.out.String())

@@ -343,7 +343,9 @@ func retryBound(c Config, outcome queue.Outcome) time.Duration {
 // user such as the documented one may not read it, and a denied command
 // lands in the ACL LOG); if the read fails anyway it says so at debug level.
 func warnPersistence(ctx context.Context, log *zap.Logger, q *queue.Queue) {
-	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	// Bounded so that a stalled Redis delays the event little (the lease is
+	// not yet heartbeating); 3 s holds on a loaded 2-core machine.
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	p, err := q.Persistence(pctx)
 	switch {
