@@ -1,0 +1,86 @@
+//go:build e2e
+
+package e2e_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testRealDashboard: `task ui` port-forwards (a real `kubectl port-forward`
+// through the real kubelet and containerd) to the publisher's dashboard,
+// which listens on 127.0.0.1 inside its pod only, prints the URL, and the
+// overview loads with the queue's counts.
+func testRealDashboard(ctx context.Context, t *testing.T, b *realBed) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.CommandContext(ctx, "go", "tool", "task", "ui", "OVERLAY=e2e-node", "PORT="+strconv.Itoa(port))
+	cmd.Dir, cmd.Env = b.root, b.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // task, the script and kubectl: stopped together
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	want := "dashboard: http://127.0.0.1:" + strconv.Itoa(port) + "/"
+	var printed []string
+	for url := ""; url == ""; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("task ui ended without printing %q:\n%s", want, strings.Join(printed, "\n"))
+			}
+			printed = append(printed, l)
+			if strings.HasPrefix(l, want) {
+				url = want
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("task ui printed no URL in 2 min:\n%s", strings.Join(printed, "\n"))
+		}
+	}
+	var body string
+	waitFor(ctx, t, "the dashboard through the port-forward", 2*time.Minute, func() bool {
+		resp, err := http.Get(want)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	for _, s := range []string{`<title>Overview · events · redis-keda</title>`, `id="count-pending"`, `id="run-reaper">`} {
+		if !strings.Contains(body, s) {
+			t.Errorf("the overview lacks %q:\n%s", s, body)
+		}
+	}
+	t.Logf("task ui: %s → the overview loaded (%d bytes)", want, len(body))
+}
