@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -44,7 +45,7 @@ type bed struct {
 	q      *queue.Queue
 	env    []string
 	url    string // http://127.0.0.1:PORT/
-	output *strings.Builder
+	output *syncBuffer
 }
 
 const leaseForTests = "60s"
@@ -73,8 +74,8 @@ func (b *bed) start(extra []string, args ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.output = &strings.Builder{}
-	cmd.Stderr = &lockedWriter{b: b.output}
+	b.output = &syncBuffer{}
+	cmd.Stderr = b.output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -94,16 +95,23 @@ func (b *bed) start(extra []string, args ...string) {
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 }
 
-type lockedWriter struct {
-	b  *strings.Builder
-	mu atomic.Bool
+// syncBuffer is the process's stderr, written by exec's copying goroutine
+// and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
 }
 
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	for !w.mu.CompareAndSwap(false, true) {
-	}
-	defer w.mu.Store(false)
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 // browser starts headless Chromium; dialogs counts every JavaScript dialog
