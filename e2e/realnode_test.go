@@ -181,9 +181,9 @@ func deploymentAvailable(d *appsv1.Deployment) bool {
 // waitIdle waits until the queue is empty and no job is running.
 func (b *realBed) waitIdle(ctx context.Context, t *testing.T, within time.Duration) {
 	t.Helper()
-	waitFor(ctx, t, "queue empty and no Job running", within, func() bool {
+	waitFor(ctx, t, "queue empty (nothing scheduled either) and no Job running", within, func() bool {
 		s, err := b.q.Stats(ctx)
-		return err == nil && s.Pending == 0 && s.Processing == 0 && b.w.activeJobs() == 0
+		return err == nil && s.Pending == 0 && s.Processing == 0 && s.Scheduled == 0 && b.w.activeJobs() == 0
 	})
 }
 

@@ -48,6 +48,7 @@ func TestRunner(t *testing.T) {
 	t.Run("exit 1 retried, then dead with the stderr tail", func(t *testing.T) {
 		testRunnerDead(ctx, t, b, "fail-1", "fail", fmt.Sprintf("failed on attempt %d of %d (MAX_ATTEMPTS): exit status 1: failing on purpose: fail-1", devMaxAttempts, devMaxAttempts), devMaxAttempts)
 	})
+	t.Run("a delayed event starts no pod before its time", func(t *testing.T) { testRunnerDelayed(ctx, t, b) })
 	t.Run("exit 65 dead on the first attempt", func(t *testing.T) {
 		testRunnerDead(ctx, t, b, "never-1", "never", fmt.Sprintf("failed on attempt 1 of %d, not retried: exit status 65: this one can never succeed: never-1", devMaxAttempts), 1)
 	})
@@ -157,6 +158,9 @@ func testRunnerDead(ctx context.Context, t *testing.T, b *realBed, id, do, reaso
 		t.Errorf("the program ran attempts %v, want %v", tries, want)
 	}
 	t.Logf("%s: %d runs, runner outcomes %v", id, len(h), outcomes(r))
+	if attempts > 1 {
+		checkRetrySpacing(t, b, t0, id, attempts)
+	}
 	for _, j := range b.w.jobsSince(t0) {
 		if !j.complete {
 			t.Errorf("Job %s not Complete: a failing program is the event's failure, not the Job's", j.name)
@@ -325,4 +329,93 @@ func testRunnerOOM(ctx context.Context, t *testing.T, b *realBed) {
 	}
 	b.dropQueue(t)
 	b.waitIdle(ctx, t, 3*time.Minute)
+}
+
+// The e2e-node-runner overlay's retry schedule (RETRY_BASE=2s,
+// RETRY_FACTOR=2, RETRY_MAX=8s, RETRY_JITTER=0): the delay after attempt k.
+func e2eRetryDelay(k int) time.Duration { return min(2*time.Second<<(k-1), 8*time.Second) }
+
+// checkRetrySpacing: each retry of id started no earlier than its nack
+// (the runner's "retried" line for attempt k, written just after the nack)
+// plus the schedule's delay, and the Job that ran attempt k+1 was created within
+// the delay + MOVE_INTERVAL (500ms) + pollingInterval (2s) + a pod start's
+// slack (15 s) of the nack. It logs expected and measured gaps.
+func checkRetrySpacing(t *testing.T, b *realBed, t0 time.Time, id string, attempts int) {
+	t.Helper()
+	type run struct {
+		created, nacked, started time.Time
+	}
+	byAttempt := map[int]run{}
+	for _, j := range b.w.jobsSince(t0) {
+		for _, l := range b.w.logLines(j.name) {
+			if l["id"] != id || l["outcome"] == nil {
+				continue
+			}
+			n, _ := l["attempt"].(float64)
+			at, err := time.Parse("2006-01-02T15:04:05.000Z0700", fmt.Sprint(l["time"]))
+			if err != nil {
+				t.Errorf("runner line %v: time: %v", l, err)
+				continue
+			}
+			d, _ := time.ParseDuration(fmt.Sprint(l["duration"]))
+			if d == 0 {
+				if f, ok := l["duration"].(float64); ok {
+					d = time.Duration(f * float64(time.Second))
+				}
+			}
+			byAttempt[int(n)] = run{created: j.created, nacked: at, started: at.Add(-d)}
+		}
+	}
+	const pollingInterval, moveInterval, podStart = 2 * time.Second, 500 * time.Millisecond, 15 * time.Second
+	for k := 1; k < attempts; k++ {
+		prev, next := byAttempt[k], byAttempt[k+1]
+		if prev.nacked.IsZero() || next.created.IsZero() {
+			t.Errorf("%s: no runner line for attempt %d or %d (%v)", id, k, k+1, byAttempt)
+			continue
+		}
+		want := e2eRetryDelay(k)
+		startGap, jobGap := next.started.Sub(prev.nacked), next.created.Sub(prev.nacked)
+		// The "retried" line is written after the nack ran (its reply, the
+		// log write: 16 ms seen at load average 47), so the nack — and the
+		// due time it set, nack + delay by Redis's clock — lies up to that
+		// much before the line: allow 250 ms. The exact comparison (each
+		// start against the due time read from the scheduled set) is the
+		// runner's chaos test.
+		if startGap < want-250*time.Millisecond {
+			t.Errorf("%s: attempt %d started %s after attempt %d's nack, before its delay %s", id, k+1, startGap, k, want)
+		}
+		if jobGap > want+moveInterval+pollingInterval+podStart {
+			t.Errorf("%s: the Job of attempt %d was created %s after attempt %d's nack, want within %s + MOVE_INTERVAL + pollingInterval + pod start", id, k+1, jobGap, k, want)
+		}
+		t.Logf("%s: retry %d: expected delay %s; measured: Job created %s, attempt started %s after the nack", id, k, want, jobGap.Round(time.Millisecond), startGap.Round(time.Millisecond))
+	}
+}
+
+// A delayed event (PublishRawIn 20 s, by Redis's clock) starts no Job before
+// its due time: every Job created since the publish is created after it, and
+// the event is acked on attempt 1 by the first Job that ran it.
+func testRunnerDelayed(ctx context.Context, t *testing.T, b *realBed) {
+	const id, delay = "later-1", 20 * time.Second
+	b.waitIdle(ctx, t, 3*time.Minute)
+	t0 := time.Now()
+	if err := b.q.PublishRawIn(ctx, delay, []byte(`{"id":"later-1","do":"ok"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, id+" acked", 3*time.Minute, func() bool { return b.w.ackOf(id) != nil })
+	b.settle(ctx, t, t0)
+	due := t0.Add(delay) // a lower bound of the due time (server TIME at the store >= t0 on this host)
+	jobs := b.w.jobsSince(t0)
+	if len(jobs) == 0 {
+		t.Fatal("no Job recorded for the delayed event")
+	}
+	for _, j := range jobs {
+		if j.created.Before(due) {
+			t.Errorf("Job %s created %s after the publish, before the event's delay %s", j.name, j.created.Sub(t0).Round(time.Millisecond), delay)
+		}
+	}
+	a := b.w.ackOf(id)
+	if a.attempt != 1 {
+		t.Errorf("%s acked on attempt %d, want 1", id, a.attempt)
+	}
+	t.Logf("%s: published for +%s; first Job created at +%s (%d Jobs)", id, delay, jobs[0].created.Sub(t0).Round(time.Millisecond), len(jobs))
 }

@@ -9,7 +9,11 @@
 //	lease     push the delivery header into the claim list, lease it
 //	heartbeat                                extends the lease
 //	ack       claim list, lease           -> gone
-//	nack      claim list                  -> pending (back), or dead after MAX_ATTEMPTS
+//	nack      claim list                  -> scheduled (due after the retry schedule's delay),
+//	                                         or dead after MAX_ATTEMPTS
+//	snooze    claim list                  -> scheduled (not an attempt)
+//	move      scheduled, once due         -> pending (back; the mover, schedule.go)
+//	publish later (PublishAt/PublishIn)   -> scheduled
 //	release   claim list                  -> pending (front; shutdown, not an attempt)
 //	reap      claim lists past deadline   -> pending (front) or dead
 //
@@ -20,7 +24,8 @@
 //
 // Where each step lives: queue.go (configuration, publish, stats), claim.go
 // (register, BRPOPLPUSH, lease), finish.go (heartbeat, ack, nack, release,
-// bury), work.go (Work: a handler between claim and finish), retry.go (which
+// bury), schedule.go (the scheduled set, the mover, the retry schedule),
+// work.go (Work: a handler between claim and finish), retry.go (which
 // Redis errors are retried, and how), reap.go (expired leases), admin.go
 // (operator reads and moves), keys.go and envelope.go (names and formats).
 package queue
@@ -296,6 +301,9 @@ type Stats struct {
 	// those entries after their deadline).
 	Claiming int64 `json:"claiming"`
 	Dead     int64 `json:"dead"`
+	// Scheduled counts events waiting for their due time (retries,
+	// delayed events) in the scheduled set.
+	Scheduled int64 `json:"scheduled"`
 	// OldestInFlight is how long the oldest leased delivery has been in
 	// flight (0 when none).
 	OldestInFlight time.Duration `json:"oldest_in_flight"`
@@ -314,13 +322,14 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	leases := pipe.ZCard(ctx, q.leases)
 	claimed := pipe.ZCard(ctx, q.claimed)
 	dead := pipe.LLen(ctx, q.dead)
+	scheduled := pipe.ZCard(ctx, q.scheduled)
 	oldest := pipe.ZRangeWithScores(ctx, q.claimed, 0, 0)
 	now := pipe.Time(ctx)
 	counters := pipe.HGetAll(ctx, q.counters)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return s, fmt.Errorf("read queue stats: %w", err)
 	}
-	s.Pending, s.Processing, s.Dead = pending.Val(), claimed.Val(), dead.Val()
+	s.Pending, s.Processing, s.Dead, s.Scheduled = pending.Val(), claimed.Val(), dead.Val(), scheduled.Val()
 	s.Claiming = max(leases.Val()-claimed.Val(), 0)
 	if o := oldest.Val(); len(o) == 1 {
 		s.OldestInFlight = max(now.Val().Sub(time.UnixMilli(int64(o[0].Score))), 0)

@@ -255,7 +255,7 @@ func TestScrapeCostAt100k(t *testing.T) {
 		t.Skip("fills Redis with 200k entries")
 	}
 	srv := redistest.Start(t)
-	c := testConfig(t, srv, map[string]string{"BATCH_SIZE": "0", "REAP_INTERVAL": "1h"})
+	c := testConfig(t, srv, map[string]string{"BATCH_SIZE": "0", "REAP_INTERVAL": "1h", "MOVE_INTERVAL": "1m"}) // only the scrapes run scripts
 	rdb := srv.Client()
 	ctx := context.Background()
 	fill := func(key string, n int, entry func(i int) string) {
@@ -305,7 +305,7 @@ func TestScrapeCostAt100k(t *testing.T) {
 			b, fams := scrape(t, c.HTTPAddr)
 			walls = append(walls, time.Since(start))
 			body = b
-			if got := values(fams, "redis_keda_queue_items"); !slices.Equal(got, []string{"queue=events,state=dead 100000", "queue=events,state=pending 100000", "queue=events,state=processing 1000"}) {
+			if got := values(fams, "redis_keda_queue_items"); !slices.Equal(got, []string{"queue=events,state=dead 100000", "queue=events,state=pending 100000", "queue=events,state=processing 1000", "queue=events,state=scheduled 0"}) {
 				t.Fatalf("queue_items = %q", got)
 			}
 		}
@@ -394,12 +394,12 @@ func TestMetricsTellQueuesApart(t *testing.T) {
 		want map[string][]string
 	}{
 		{orders, map[string][]string{
-			"redis_keda_queue_items":     {"queue=orders,state=dead 0", "queue=orders,state=pending 3", "queue=orders,state=processing 0"},
+			"redis_keda_queue_items":     {"queue=orders,state=dead 0", "queue=orders,state=pending 3", "queue=orders,state=processing 0", "queue=orders,state=scheduled 0"},
 			"redis_keda_published_total": {"queue=orders 3"},
 			"redis_keda_redis_up":        {"queue=orders 1"},
 		}},
 		{mail, map[string][]string{
-			"redis_keda_queue_items":     {"queue=mail,state=dead 1", "queue=mail,state=pending 0", "queue=mail,state=processing 0"},
+			"redis_keda_queue_items":     {"queue=mail,state=dead 1", "queue=mail,state=pending 0", "queue=mail,state=processing 0", "queue=mail,state=scheduled 0"},
 			"redis_keda_published_total": {"queue=mail 0"},
 			"redis_keda_redis_up":        {"queue=mail 1"},
 		}},
