@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,11 +43,22 @@ func testRealDashboard(ctx context.Context, t *testing.T, b *realBed) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		_ = cmd.Wait()
 	}()
-	lines := make(chan string, 100)
+	// Every line is read (kubectl prints one per connection: an unread
+	// pipe would stall it) and kept for the failure message.
+	var mu sync.Mutex
+	var all []string
+	lines := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
+		first := true
 		for sc.Scan() {
-			lines <- sc.Text()
+			mu.Lock()
+			all = append(all, sc.Text())
+			mu.Unlock()
+			if first && strings.HasPrefix(sc.Text(), "dashboard: ") {
+				first = false
+				lines <- sc.Text()
+			}
 		}
 		close(lines)
 	}()
@@ -67,9 +79,20 @@ func testRealDashboard(ctx context.Context, t *testing.T, b *realBed) {
 		}
 	}
 	var body string
+	var lastErr error
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			logs, _ := b.c.Kubectl(ctx, "-n", devNS, "logs", "deploy/redis-keda-publisher", "--tail", "30")
+			t.Logf("last GET error: %v\ntask ui output:\n%s\npublisher log:\n%s", lastErr, strings.Join(all, "\n"), logs)
+		}
+	}()
 	waitFor(ctx, t, "the dashboard through the port-forward", 2*time.Minute, func() bool {
-		resp, err := http.Get(want)
+		resp, err := client.Get(want)
 		if err != nil {
+			lastErr = err
 			return false
 		}
 		defer resp.Body.Close()
