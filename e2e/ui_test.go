@@ -62,18 +62,17 @@ func testRealDashboard(ctx context.Context, t *testing.T, b *realBed) {
 		}
 		close(lines)
 	}()
-	want := "dashboard: http://127.0.0.1:" + strconv.Itoa(port) + "/"
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
+	want := "dashboard: " + url
 	var printed []string
-	for url := ""; url == ""; {
+	for found := false; !found; {
 		select {
 		case l, ok := <-lines:
 			if !ok {
 				t.Fatalf("task ui ended without printing %q:\n%s", want, strings.Join(printed, "\n"))
 			}
 			printed = append(printed, l)
-			if strings.HasPrefix(l, want) {
-				url = want
-			}
+			found = strings.HasPrefix(l, want)
 		case <-time.After(2 * time.Minute):
 			t.Fatalf("task ui printed no URL in 2 min:\n%s", strings.Join(printed, "\n"))
 		}
@@ -90,7 +89,7 @@ func testRealDashboard(ctx context.Context, t *testing.T, b *realBed) {
 		}
 	}()
 	waitFor(ctx, t, "the dashboard through the port-forward", 2*time.Minute, func() bool {
-		resp, err := client.Get(want)
+		resp, err := client.Get(url)
 		if err != nil {
 			lastErr = err
 			return false
@@ -105,5 +104,5 @@ func testRealDashboard(ctx context.Context, t *testing.T, b *realBed) {
 			t.Errorf("the overview lacks %q:\n%s", s, body)
 		}
 	}
-	t.Logf("task ui: %s → the overview loaded (%d bytes)", want, len(body))
+	t.Logf("task ui printed %q; the overview loaded through the port-forward (%d bytes)", want, len(body))
 }
