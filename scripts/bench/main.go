@@ -37,6 +37,11 @@
 //	    -n events due at once moved to pending by one MoveDue (wall time,
 //	    worst PING meanwhile), then the mover loop's latency from due time
 //	    to pending (move.go)
+//	bench cost -addr A -events 2000 -polls 2000 [-jobs path]
+//	    Redis's round trips, commands, usec and CPU per event stage
+//	    (publish, claim, heartbeat, ack) and per KEDA poll, against the
+//	    textbook reliable queue, and bytes per event pending, in flight and
+//	    acked (cost.go)
 //
 // It exits non-zero when a measurement could not be made or the queue is
 // not in the expected state afterwards.
@@ -71,7 +76,7 @@ func main() {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap|scaleout|opsmem|move [flags]")
+		return errors.New("usage: bench free-port|payload-size|publish|claimack|exec|reap|scaleout|opsmem|move|cost [flags]")
 	}
 	ctx := context.Background()
 	switch args[0] {
@@ -94,8 +99,10 @@ func run(args []string, out io.Writer) error {
 		return opsMem(ctx, args[1:], out)
 	case "move":
 		return move(ctx, args[1:], out)
+	case "cost":
+		return costCmd(ctx, args[1:], out)
 	default:
-		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec, reap, scaleout, opsmem or move", args[0])
+		return fmt.Errorf("unknown subcommand %q: want free-port, payload-size, publish, claimack, exec, reap, scaleout, opsmem, move or cost", args[0])
 	}
 }
 
