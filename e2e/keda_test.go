@@ -153,6 +153,7 @@ configMapGenerator:
       - REDIS_ADDR=%s
       # pods share the host's network under the node stand-in
       - HTTP_ADDR=127.0.0.1:0
+      - UI_ADDR=127.0.0.1:0
 `, base, redisAddr)
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)

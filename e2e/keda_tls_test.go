@@ -201,6 +201,7 @@ configMapGenerator:
       - REDIS_ADDR=%s
       - REDIS_TLS_CA_FILE=%s
       - HTTP_ADDR=127.0.0.1:0
+      - UI_ADDR=127.0.0.1:0
 patches:
   - target:
       group: keda.sh

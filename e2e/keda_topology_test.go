@@ -231,6 +231,7 @@ configMapGenerator:
 %s      - REDIS_TLS=false
       - REDIS_TLS_CA_FILE=
       - HTTP_ADDR=127.0.0.1:0
+      - UI_ADDR=127.0.0.1:0
       - LEASE_DURATION=10s
       - CLAIM_TIMEOUT=5s
       - REDIS_RETRY_TIMEOUT=20s

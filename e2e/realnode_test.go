@@ -74,6 +74,7 @@ func TestRealNode(t *testing.T) {
 	t.Run("2 kubelet SIGTERM releases the event", func(t *testing.T) { testRealSIGTERM(ctx, t, b) })
 	t.Run("6 scaling report", func(t *testing.T) { testRealScaling(ctx, t, b) })
 	t.Run("3 OOM-killed payload is dead-lettered", func(t *testing.T) { testRealOOM(ctx, t, b) })
+	t.Run("7 task ui reaches the dashboard", func(t *testing.T) { testRealDashboard(ctx, t, b) })
 }
 
 func startRealBed(ctx context.Context, t *testing.T) *realBed {

@@ -13,30 +13,42 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// heartbeatScript extends a lease that still exists.
+// heartbeatScript extends a lease that still exists, and says whether an
+// operator asked to cancel the delivery (cancel.go).
 //
 // KEYS[1] leases zset
 // KEYS[2] claim list
+// KEYS[3] cancel zset
 // ARGV[1] claim token
 // ARGV[2] lease duration, ms
-// Output: 1 extended, 0 the delivery is gone (the reaper took the event back).
+// Output: 1 extended, 2 extended and cancel requested, 0 the delivery is
+// gone (the reaper took the event back).
 var heartbeatScript = redis.NewScript(luaPrelude + `
 if redis.call('LLEN', KEYS[2]) < 2 or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 0
 end
-redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])
+local now = now_ms()
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local c = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if c and tonumber(c) > now then return 2 end
 return 1
 `)
 
 // Heartbeat extends the delivery's lease by LeaseDuration from now.
-// ErrLeaseLost means the event is no longer ours.
+// ErrLeaseLost means the event is no longer ours. ErrCancelled means the
+// lease was extended and an operator asked to cancel the event (Cancel):
+// stop its work; Work then dead-letters it.
 func (q *Queue) Heartbeat(ctx context.Context, d *Delivery) error {
-	n, err := heartbeatScript.Run(ctx, q.rdb, []string{q.leases, q.claimPrefix + d.Token}, d.Token, q.cfg.LeaseDuration.Milliseconds()).Int()
+	keys := []string{q.leases, q.claimPrefix + d.Token, cancelKey(q.cfg.Name)}
+	n, err := heartbeatScript.Run(ctx, q.rdb, keys, d.Token, q.cfg.LeaseDuration.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("heartbeat event %s: %w", d.Event.ID, err)
 	}
-	if n == 0 {
+	switch n {
+	case 0:
 		return fmt.Errorf("heartbeat event %s: %w", d.Event.ID, ErrLeaseLost)
+	case 2:
+		return fmt.Errorf("heartbeat event %s: %w", d.Event.ID, ErrCancelled)
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ import "strings"
 //     reaper used to move the other spelling's expired events into its own
 //     list, which KEDA did not watch;
 //   - a tagged name with a segment :leases, :claimed, :dead, :counters,
-//     :finished, :claim, :scheduled or :done after its tag ("{events}:dead") is refused: it is, or may become,
+//     :finished, :claim, :scheduled, :done, :cancel, :history or :runs after its tag ("{events}:dead") is refused: it is, or may become,
 //     a key of the queue named by the part before.
 //
 // Several queues in one slot: "orders", "{orders}:high", "{orders}:low".
@@ -54,7 +54,8 @@ func isBareTag(name string) bool {
 
 // reservedSegment returns the first ':'-separated segment after a tagged
 // name's hash tag that is a derived key's suffix (leases, claimed, dead,
-// counters, finished, claim, scheduled, done: see below and schedule.go), or "".
+// counters, finished, claim, scheduled, done, cancel, history, runs: see
+// below and schedule.go, done.go, cancel.go, page.go), or "".
 func reservedSegment(name string) string {
 	if !hasHashTag(name) {
 		return "" // its keys are {name}:..., never another untagged name
@@ -63,7 +64,7 @@ func reservedSegment(name string) string {
 	j := i + 1 + strings.IndexByte(name[i+1:], '}')
 	for _, seg := range strings.Split(name[j+1:], ":") {
 		switch seg {
-		case "leases", "claimed", "dead", "counters", "finished", "claim", "scheduled", "done":
+		case "leases", "claimed", "dead", "counters", "finished", "claim", "scheduled", "done", "cancel", "history", "runs":
 			return seg
 		}
 	}

@@ -23,6 +23,10 @@ const (
 	// data (a restart without persistence, a flush, or a failover to a
 	// replica that lacked those writes). See ErrVanished.
 	Vanished Outcome = "vanished"
+	// Cancelled: an operator cancelled the event (Cancel); the handler's
+	// context was cancelled with cause ErrCancelled and the event
+	// dead-lettered with reason CancelReason.
+	Cancelled Outcome = "cancelled"
 )
 
 // Handler processes one event. It must return when ctx is done.
@@ -78,6 +82,9 @@ type WorkOptions struct {
 //   - h's error wraps a *SnoozeError: Snooze — run again after its delay,
 //     the attempt not counted;
 //   - h's error wraps ErrNotStarted: Release, as on shutdown;
+//   - an operator cancelled the event (Cancel; seen by a heartbeat): h's
+//     context is cancelled with cause ErrCancelled, and once h returns the
+//     event is dead-lettered with reason CancelReason (Cancelled);
 //   - the lease was lost: nothing (h's context is cancelled; the event is
 //     already someone else's);
 //   - the claim list and lease vanished while the lease was valid (Redis
@@ -134,10 +141,13 @@ func (q *Queue) Work(ctx context.Context, d *Delivery, h Handler, opt WorkOption
 			sent := time.Now()
 			err := q.Heartbeat(hbctx, d)
 			switch {
-			case err == nil:
+			case err == nil, errors.Is(err, ErrCancelled):
 				mu.Lock()
 				extended = sent
 				mu.Unlock()
+				if err != nil {
+					cancel(ErrCancelled) // the heartbeat goes on while h stops
+				}
 			case hbctx.Err() != nil:
 			case errors.Is(err, ErrLeaseLost):
 				cancel(gone(err))
@@ -186,6 +196,12 @@ func (q *Queue) Work(ctx context.Context, d *Delivery, h Handler, opt WorkOption
 		return o, err
 	}
 	switch {
+	case errors.Is(context.Cause(hctx), ErrCancelled):
+		o, err := settle(Cancelled, finish(opt.FinishTimeout, func(c context.Context, ttl time.Duration) error { return q.cancelled(c, d, ttl) }))
+		if errors.Is(err, ErrLeaseLost) {
+			return Lost, err
+		}
+		return o, err
 	case herr == nil:
 		o, err := settle(Acked, finish(opt.FinishTimeout, func(c context.Context, ttl time.Duration) error { return q.ack(c, d, ttl) }))
 		if errors.Is(err, ErrLeaseLost) {

@@ -4,6 +4,7 @@
 #
 #   redis     redis-server, redis-cli, redis-benchmark (redis-server, redis-tools)
 #   promtool  promtool (prometheus): the metrics and alert-rule tests
+#   chromium  chromium: the dashboard's browser tests (internal/ui)
 #   node      what the real e2e node runs: containerd (+ shim, ctr), runc,
 #             the CNI plugins, buildah, debootstrap, iptables, ip, unshare,
 #             nsenter. Only where this machine can run containers (root, a
@@ -33,9 +34,9 @@ if [[ ${1:-} == --check ]]; then
   check=1
   shift
 fi
-(($#)) || { say "usage: deps.sh [--check] redis|promtool|node..."; exit 2; }
+(($#)) || { say "usage: deps.sh [--check] redis|promtool|chromium|node..."; exit 2; }
 for g in "$@"; do
-  case $g in redis | promtool | node) ;; *) say "unknown group \"$g\" (redis, promtool, node)"; exit 2 ;; esac
+  case $g in redis | promtool | chromium | node) ;; *) say "unknown group \"$g\" (redis, promtool, chromium, node)"; exit 2 ;; esac
 done
 
 cgroup=${DEPS_CGROUP:-/sys/fs/cgroup}
@@ -68,6 +69,9 @@ missing_packages() {
       ;;
     promtool)
       have promtool || add prometheus
+      ;;
+    chromium)
+      have chromium || add chromium
       ;;
     node)
       [[ -z $node_skip ]] || continue

@@ -75,6 +75,7 @@ var systemTools = []string{"bash", "sh", "env", "flock", "grep", "sleep", "chmod
 var groupCommands = map[string][]string{
 	"redis":    {"redis-server", "redis-cli", "redis-benchmark"},
 	"promtool": {"promtool"},
+	"chromium": {"chromium"},
 	"node":     {"containerd", "containerd-shim-runc-v2", "ctr", "runc", "buildah", "debootstrap", "iptables", "ip", "unshare", "nsenter"},
 }
 
@@ -480,7 +481,21 @@ func TestDepsNotRoot(t *testing.T) {
 
 func TestDepsRefusesUnknownGroups(t *testing.T) {
 	b := newDepsBed(t)
-	if out, code := b.run("redis", "docker"); code != 2 || out != "deps: unknown group \"docker\" (redis, promtool, node)\n" {
+	if out, code := b.run("redis", "docker"); code != 2 || out != "deps: unknown group \"docker\" (redis, promtool, chromium, node)\n" {
 		t.Errorf("exit %d, stderr %q", code, out)
+	}
+}
+
+// The browser tests' group: chromium, installed in the same one apt-get run
+// as the others when missing, nothing when present.
+func TestDepsChromium(t *testing.T) {
+	b := newDepsBed(t, "redis")
+	out, code := b.run("redis", "chromium")
+	want := "deps: installing: chromium (one apt-get run)\ndeps: installed: chromium\n"
+	if code != 0 || out != want {
+		t.Errorf("exit %d, stderr %q; want 0, %q", code, out, want)
+	}
+	if out, code := b.run("chromium"); code != 0 || out != "deps: all present for: chromium\n" {
+		t.Errorf("second run: exit %d, stderr %q", code, out)
 	}
 }

@@ -327,6 +327,7 @@ func Run(ctx context.Context, log *zap.Logger, c Config, h Handler) error {
 // error.
 var finishing = map[queue.Outcome]string{
 	queue.Acked: "ack", queue.Retried: "nack", queue.Dead: "dead-letter", queue.Released: "release",
+	queue.Cancelled: "dead-letter",
 }
 
 // retryBound is how long finishing outcome was retried.

@@ -99,7 +99,7 @@ func TestProgramsAnswerHelpWithoutTouchingRedis(t *testing.T) {
 	} {
 		cmd := exec.Command(filepath.Join(dir, tc.bin), tc.args...)
 		cmd.Env = append(os.Environ(), "REDIS_ADDR="+srv.Addr, "QUEUE=events", "CLAIM_TIMEOUT=1s",
-			"BATCH_SIZE=5", "HTTP_ADDR=127.0.0.1:0", "REAP_INTERVAL=1s")
+			"BATCH_SIZE=5", "HTTP_ADDR=127.0.0.1:0", "UI_ADDR=127.0.0.1:0", "REAP_INTERVAL=1s")
 		out, errOut, code := runCmd(t, cmd)
 		if code != tc.code || !strings.HasPrefix(out, tc.stdout) || errOut != tc.stderr {
 			t.Errorf("%s %q: exit %d\nstdout %q\nstderr %q", tc.bin, tc.args, code, out, errOut)

@@ -32,7 +32,7 @@ const (
 	ExitOK       = 0 // done
 	ExitFailure  = 1 // Redis unreachable or failing, or invalid configuration
 	ExitUsage    = 2 // bad command, flag or argument, purge without --yes, or a publish batch with a refused event: nothing changed
-	ExitNotFound = 3 // inspect or redrive: an id or reference matched nothing: nothing changed
+	ExitNotFound = 3 // inspect, redrive or cancel: an id or reference matched nothing: nothing changed
 	ExitRefused  = 4 // redrive: a dead letter cannot be redriven (payload above MAX_PAYLOAD_BYTES, unreadable record); by id nothing changed, with --all the others were redriven
 )
 
@@ -62,13 +62,14 @@ type env struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	json           bool
+	environ        map[string]string // nil: the process's
 }
 
 // now is the local clock, for ages shown to people.
 func (e *env) now() time.Time { return time.Now() }
 
 func commands() []command {
-	return []command{statsCommand(), peekCommand(), inspectCommand(), redriveCommand(), purgeCommand(), publishCommand()}
+	return []command{statsCommand(), peekCommand(), inspectCommand(), redriveCommand(), purgeCommand(), publishCommand(), cancelCommand(), uiCommand()}
 }
 
 // IsCommand reports whether name is one of the operator subcommands (or
@@ -120,7 +121,7 @@ Exit codes:
   1  Redis unreachable or failing, or invalid configuration
   2  bad command, flag or argument, purge without --yes, or publish of a batch
      with a refused event: nothing changed
-  3  inspect, redrive: an id or reference matched nothing: nothing changed
+  3  inspect, redrive, cancel: an id or reference matched nothing: nothing changed
   4  redrive: a dead letter cannot be redriven (payload above MAX_PAYLOAD_BYTES,
      unreadable record): by id nothing changed; with --all the others moved
 `
@@ -171,7 +172,7 @@ func RunIO(ctx context.Context, args []string, environ map[string]string, stdin 
 		return ExitFailure
 	}
 	defer q.Close()
-	return act(ctx, &env{q: q, cfg: cfg, name: cmd.name, stdin: stdin, stdout: stdout, stderr: stderr, json: *jsonOut})
+	return act(ctx, &env{q: q, cfg: cfg, name: cmd.name, stdin: stdin, stdout: stdout, stderr: stderr, json: *jsonOut, environ: environ})
 }
 
 // fail reports err once and returns its exit code.

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis-keda/redis-keda/internal/ui"
 	"github.com/redis-keda/redis-keda/queue"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -22,12 +23,16 @@ import (
 const Summary = `publishes BATCH_SIZE synthetic events every PUBLISH_INTERVAL (0 = none),
 runs the reaper every REAP_INTERVAL (it brings back the events of jobs that
 died) and the mover (due scheduled events and retries to pending, checked every
-MOVE_INTERVAL and at each due time), and serves /healthz, /readyz and /metrics on HTTP_ADDR until SIGTERM.`
+MOVE_INTERVAL and at each due time), serves /healthz, /readyz and /metrics on
+HTTP_ADDR and the dashboard on UI_ADDR (127.0.0.1:8081: loopback, reach it
+with kubectl port-forward; off to disable) until SIGTERM.`
 
 // Config is the publisher's configuration (environment variables).
 type Config struct {
 	Redis queue.RedisConfig
 	Queue queue.Config
+	// UI is the dashboard (internal/ui): UI_ADDR and the UI_* variables.
+	UI ui.Config
 
 	PublishInterval time.Duration `env:"PUBLISH_INTERVAL" envDefault:"10s"`
 	BatchSize       int           `env:"BATCH_SIZE" envDefault:"10"`
@@ -128,6 +133,25 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 			}
 		}
 	})
+	if c.UI.Enabled() {
+		dash, err := ui.New(q, c.Redis, c.UI, log.Named("ui"))
+		if err != nil {
+			return errors.Join(err, shutdown(ctx, srv, &wg, c))
+		}
+		uln, err := net.Listen("tcp", c.UI.Addr)
+		if err != nil {
+			return errors.Join(fmt.Errorf("listen on UI_ADDR %s: %w", c.UI.Addr, err), shutdown(ctx, srv, &wg, c))
+		}
+		log.Info("dashboard", zap.String("ui", uln.Addr().String()), zap.Bool("read_only", c.UI.ReadOnly))
+		wg.Go(func() {
+			if err := dash.Serve(ctx, uln); err != nil {
+				select {
+				case errc <- fmt.Errorf("dashboard: %w", err):
+				default:
+				}
+			}
+		})
+	}
 	if c.BatchSize > 0 {
 		wg.Go(func() { publishLoop(ctx, log, q, c, m) })
 	} else {
@@ -152,6 +176,15 @@ func Run(ctx context.Context, log *zap.Logger, c Config) error {
 		log.Info("stopped")
 	}
 	return runErr
+}
+
+// shutdown stops the probes' server when Run fails after starting it.
+func shutdown(ctx context.Context, srv *http.Server, wg *sync.WaitGroup, c Config) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	wg.Wait()
+	return err
 }
 
 // warnFewReplicas warns at start when the queue's master has fewer replicas
@@ -317,6 +350,9 @@ func reapLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.D
 		res, err := q.Reap(ctx)
 		if err == nil {
 			m.reaperLastRun.SetToCurrentTime()
+			if merr := q.MarkRun(ctx, "reaper"); merr != nil && ctx.Err() == nil {
+				log.Debug("could not record the reaper's run for the dashboard", zap.Error(merr))
+			}
 		}
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -334,12 +370,20 @@ func reapLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.D
 // Redis unreachable) due events wait in the scheduled set; nothing is lost,
 // they are moved at its next run.
 func moveLoop(ctx context.Context, log *zap.Logger, q *queue.Queue, every time.Duration, m *metrics) {
+	var marked time.Time // the run last recorded for the dashboard: at most one write per 5 s
 	q.RunMover(ctx, every, func(res queue.MoveResult, err error) {
 		if err != nil {
 			log.Warn("moving due events failed; will retry", zap.Error(err), zap.Duration("in", every))
 			return
 		}
 		m.moverLastRun.SetToCurrentTime()
+		if time.Since(marked) >= 5*time.Second {
+			if merr := q.MarkRun(ctx, "mover"); merr != nil && ctx.Err() == nil {
+				log.Debug("could not record the mover's run for the dashboard", zap.Error(merr))
+			} else {
+				marked = time.Now()
+			}
+		}
 		if res.Dead > 0 {
 			log.Error("malformed scheduled members dead-lettered; fix the producer (see README, Delayed events)", zap.Int("dead", res.Dead))
 		}

@@ -27,7 +27,7 @@ func testConfig(t *testing.T, srv *redistest.Server, env map[string]string) Conf
 	addr := l.Addr().String()
 	l.Close()
 	base := map[string]string{
-		"REDIS_ADDR": srv.Addr, "HTTP_ADDR": addr, "PUBLISH_INTERVAL": "100ms",
+		"REDIS_ADDR": srv.Addr, "HTTP_ADDR": addr, "UI_ADDR": "127.0.0.1:0", "PUBLISH_INTERVAL": "100ms",
 		"REAP_INTERVAL": "200ms", "LEASE_DURATION": "1s", "WAIT_MIN": "1", "WAIT_MAX": "3",
 	}
 	for k, v := range env {

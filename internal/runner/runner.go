@@ -39,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis-keda/redis-keda/queue"
 	"github.com/redis-keda/redis-keda/worker"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -372,7 +373,11 @@ func (s *supervisor) run(ctx context.Context, env []string, payload []byte) (res
 		st = s.terminate(pgid, exited, s.cfg.KillGrace, "time limit (RUN_TIMEOUT) reached")
 	case <-ctx.Done():
 		res.stopped = true
-		st = s.terminate(pgid, exited, s.grace, "shutting down")
+		why := "shutting down"
+		if errors.Is(context.Cause(ctx), queue.ErrCancelled) {
+			why = "event cancelled by an operator" // Work dead-letters it
+		}
+		st = s.terminate(pgid, exited, s.grace, why)
 	}
 	res.status, res.elapsed = st, time.Since(start)
 	// What CMD left behind in its group does not outlive the event.
