@@ -248,7 +248,27 @@ func parseDeadLetter(record string) (DeadLetter, error) {
 	default:
 		return dl, fmt.Errorf("dead letter has neither payload nor payload_base64")
 	}
+	if dl.ID == "" {
+		// Records keep an id only when the queue assigned it (the reaper's
+		// never-leased and the claim's invalid-event records); an event's
+		// own id is in its payload, where the job read it.
+		dl.ID = payloadID(dl.Payload)
+	}
 	return dl, nil
+}
+
+// payloadID is a payload's own top-level "id" as the claim reads it, or ""
+// (not a JSON object, no id, or an id the claim would refuse).
+func payloadID(payload []byte) string {
+	raw, ok := topLevel(payload, "id")
+	if !ok {
+		return ""
+	}
+	id, err := parseID(raw)
+	if err != nil {
+		return ""
+	}
+	return id
 }
 
 func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339Nano) }

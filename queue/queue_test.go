@@ -543,6 +543,42 @@ func TestReapRescuesNeverLeasedEntries(t *testing.T) {
 	}
 }
 
+// An event with its own id whose job dies after every claim is dead-lettered
+// by the reaper; its dead letter names that id (the record keeps only ids the
+// queue assigned; DeadLetter reads the payload's). Found by the runner chaos
+// test, which counted such an event as lost.
+func TestNeverLeasedDeadLetterKeepsItsOwnID(t *testing.T) {
+	q, _ := newTestQueue(t)
+	ctx := context.Background()
+	const own = `{"id":"own-7","wait":1}`
+	const anon = `{"wait":2}`
+	if err := q.PublishRaw(ctx, []byte(own), []byte(anon)); err != nil {
+		t.Fatal(err)
+	}
+	for range q.cfg.MaxAttempts {
+		orphan(t, q, -time.Second)
+		orphan(t, q, -time.Second)
+		if _, err := q.Reap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dls, err := q.DeadLetters(ctx, 10)
+	if err != nil || len(dls) != 2 {
+		t.Fatalf("dead letters %+v, %v; want 2", dls, err)
+	}
+	byPayload := map[string]DeadLetter{}
+	for _, dl := range dls {
+		byPayload[string(dl.Payload)] = dl
+	}
+	if dl := byPayload[own]; dl.ID != "own-7" || dl.Attempts != q.cfg.MaxAttempts {
+		t.Errorf("own-id dead letter: id %q attempts %d, want \"own-7\" and %d", dl.ID, dl.Attempts, q.cfg.MaxAttempts)
+	}
+	// An id-less payload gets its id at the lease, which never happened.
+	if dl := byPayload[anon]; dl.ID != "" || dl.Attempts != q.cfg.MaxAttempts {
+		t.Errorf("id-less dead letter: id %q attempts %d, want none (never leased, never named) and %d", dl.ID, dl.Attempts, q.cfg.MaxAttempts)
+	}
+}
+
 // Two identical payloads in flight are two events: one consumer dies, the
 // other acks; the reaper must bring back exactly one.
 func TestIdenticalPayloadsInFlight(t *testing.T) {
