@@ -32,20 +32,11 @@ Examples:
   redis-keda cancel @3f2a9c1b7d0e --json
 `,
 		parse: func(fs *flag.FlagSet, args []string) (action, error) {
-			var ids []string
-			fs.Func("id", "", func(v string) error { ids = append(ids, v); return nil })
-			ops, err := parseInterleaved(fs, args)
+			sel, err := oneSelector(fs, args, "cancel")
 			if err != nil {
 				return nil, err
 			}
-			sels, err := selectors(ops, ids)
-			if err != nil {
-				return nil, err
-			}
-			if len(sels) != 1 {
-				return nil, fmt.Errorf("cancel takes one id or @reference (or --id ID), got %q", append(ops, ids...))
-			}
-			return func(ctx context.Context, e *env) int { return cancel(ctx, e, sels[0]) }, nil
+			return func(ctx context.Context, e *env) int { return cancel(ctx, e, sel) }, nil
 		},
 	}
 }

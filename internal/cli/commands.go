@@ -271,22 +271,32 @@ Examples:
   redis-keda inspect --id @home
 `,
 		parse: func(fs *flag.FlagSet, args []string) (action, error) {
-			var ids []string
-			fs.Func("id", "", func(v string) error { ids = append(ids, v); return nil })
-			ops, err := parseInterleaved(fs, args)
+			sel, err := oneSelector(fs, args, "inspect")
 			if err != nil {
 				return nil, err
 			}
-			sels, err := selectors(ops, ids)
-			if err != nil {
-				return nil, err
-			}
-			if len(sels) != 1 {
-				return nil, fmt.Errorf("inspect takes one id or @reference (or --id ID), got %q", append(ops, ids...))
-			}
-			return func(ctx context.Context, e *env) int { return inspect(ctx, e, sels[0]) }, nil
+			return func(ctx context.Context, e *env) int { return inspect(ctx, e, sel) }, nil
 		},
 	}
+}
+
+// oneSelector parses a command that names exactly one event: an ID or
+// @REF operand, or --id ID.
+func oneSelector(fs *flag.FlagSet, args []string, cmd string) (queue.Selector, error) {
+	var ids []string
+	fs.Func("id", "", func(v string) error { ids = append(ids, v); return nil })
+	ops, err := parseInterleaved(fs, args)
+	if err != nil {
+		return queue.Selector{}, err
+	}
+	sels, err := selectors(ops, ids)
+	if err != nil {
+		return queue.Selector{}, err
+	}
+	if len(sels) != 1 {
+		return queue.Selector{}, fmt.Errorf("%s takes one id or @reference (or --id ID), got %q", cmd, append(ops, ids...))
+	}
+	return sels[0], nil
 }
 
 // selectors reads ID and @REF operands and --id values.

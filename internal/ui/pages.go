@@ -404,18 +404,28 @@ func names(es []queue.Entry) []string {
 	return out
 }
 
+// selection reads an action's target: all=1, or the selected "ref" fields.
+// With neither (or a bad ref) it answers 400 with what to do and ok false.
+func (s *Server) selection(w http.ResponseWriter, r *http.Request, none, title, back string) (all bool, sels []queue.Selector, ok bool) {
+	all = r.PostForm.Get("all") == "1"
+	sels, err := selectorsOf(r)
+	if err != nil || (!all && len(sels) == 0) {
+		msg := none
+		if err != nil {
+			msg = err.Error()
+		}
+		s.result(w, http.StatusBadRequest, title, []string{msg}, back)
+		return false, nil, false
+	}
+	return all, sels, true
+}
+
 // redrive moves dead letters back to pending: the selected ones ("ref"
 // fields) or all ("all=1"), after a confirmation.
 func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	all := r.PostForm.Get("all") == "1"
-	sels, err := selectorsOf(r)
-	if err != nil || (!all && len(sels) == 0) {
-		msg := "select dead letters to redrive"
-		if err != nil {
-			msg = err.Error()
-		}
-		s.result(w, http.StatusBadRequest, "Nothing redriven", []string{msg}, "/state/dead")
+	all, sels, ok := s.selection(w, r, "select dead letters to redrive", "Nothing redriven", "/state/dead")
+	if !ok {
 		return
 	}
 	if r.PostForm.Get("confirm") != "1" {
@@ -442,6 +452,7 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var res queue.RedriveResult
+	var err error
 	if all {
 		res, err = s.q.RedriveAll(ctx, false)
 	} else {
@@ -544,14 +555,8 @@ func doneView(r queue.DoneRecord) queue.Entry {
 // pending at its next run, their attempts unchanged.
 func (s *Server) due(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	all := r.PostForm.Get("all") == "1"
-	sels, err := selectorsOf(r)
-	if err != nil || (!all && len(sels) == 0) {
-		msg := "name scheduled events"
-		if err != nil {
-			msg = err.Error()
-		}
-		s.result(w, http.StatusBadRequest, "Nothing made due", []string{msg}, "/state/scheduled")
+	all, sels, ok := s.selection(w, r, "name scheduled events", "Nothing made due", "/state/scheduled")
+	if !ok {
 		return
 	}
 	if r.PostForm.Get("confirm") != "1" {
