@@ -55,9 +55,12 @@ func testRealDashboard(ctx context.Context, t *testing.T, b *realBed) {
 			mu.Lock()
 			all = append(all, sc.Text())
 			mu.Unlock()
-			if first && strings.HasPrefix(sc.Text(), "dashboard: ") {
+			// Task colours its own lines when CI is set, and the colour's
+			// reset (ESC[0m) then opens the script's next line: the URL line
+			// is found anywhere in a line. (CI's run had "\x1b[0mdashboard: …".)
+			if i := strings.Index(sc.Text(), "dashboard: "); first && i >= 0 {
 				first = false
-				lines <- sc.Text()
+				lines <- sc.Text()[i:]
 			}
 		}
 		close(lines)

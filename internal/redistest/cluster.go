@@ -53,8 +53,8 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 	st := newSettings(t, opts)
 	c := &Cluster{Password: st.password, TLS: st.clientTLS(t), PKI: st.pki, t: t}
 	for range 6 {
-		port, bus := freePort(t), freePort(t)
-		c.Nodes = append(c.Nodes, startNode(t, st, port, func(dir string) [][]string {
+		c.Nodes = append(c.Nodes, startNode(t, st, func(dir string) [][]string {
+			bus := freePort(t)
 			d := [][]string{
 				{"cluster-enabled", "yes"},
 				{"cluster-config-file", filepath.Join(dir, "nodes.conf")},

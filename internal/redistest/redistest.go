@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -205,27 +206,58 @@ func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	st := newSettings(t, opts)
 	bin := Binary(t)
-	dir := t.TempDir()
-	port := freePort(t)
-	d := st.directives(port, dir)
-	if st.cluster {
-		d = append(d, []string{"cluster-enabled", "yes"}, []string{"cluster-config-file", filepath.Join(dir, "nodes.conf")})
-	}
-	s := &Server{
-		Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: st.password, Dir: dir, TLS: st.clientTLS(t), PKI: st.pki,
-		t: t, args: append([]string{bin}, args(d)...),
-	}
-	s.start()
-	t.Cleanup(s.Stop)
-	return s
+	return startFresh(t, func() *Server {
+		dir := t.TempDir()
+		port := freePort(t)
+		d := st.directives(port, dir)
+		if st.cluster {
+			d = append(d, []string{"cluster-enabled", "yes"}, []string{"cluster-config-file", filepath.Join(dir, "nodes.conf")})
+		}
+		return &Server{
+			Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: st.password, Dir: dir, TLS: st.clientTLS(t), PKI: st.pki,
+			t: t, args: append([]string{bin}, args(d)...),
+		}
+	})
 }
+
+// startFresh starts the server that build makes, on the free ports build
+// picks; when another process took a port between freePort and redis-server's
+// bind (an outgoing connection of the e2e bed's kube processes may get any
+// ephemeral port), it builds the server again on new ports, up to 5 times.
+// CI's e2e run lost a cluster node to "bind: Address already in use".
+func startFresh(t testing.TB, build func() *Server) *Server {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s := build()
+		err := s.launch()
+		if err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			t.Fatalf("%v", err)
+		}
+		t.Logf("%v; starting it again on other ports", err)
+	}
+}
+
+// errPortTaken: redis-server exited because its port was in use.
+var errPortTaken = errors.New("port taken by another process before redis-server bound it")
 
 func (s *Server) start() {
 	s.t.Helper()
+	if err := s.launch(); err != nil {
+		s.t.Fatalf("%v", err)
+	}
+}
+
+// launch starts redis-server and waits until it answers PING; errPortTaken
+// when it exited because its port was in use.
+func (s *Server) launch() error {
 	s.cmd = exec.Command(s.args[0], s.args[1:]...)
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
 	s.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
@@ -236,10 +268,19 @@ func (s *Server) start() {
 	for {
 		err := c.Ping(context.Background()).Err()
 		if err == nil {
-			return
+			return nil
+		}
+		select {
+		case <-s.done:
+			s.cmd = nil
+			if strings.Contains(s.Log(), "Address already in use") {
+				return fmt.Errorf("redis-server on %s: %w:\n%s", s.Addr, errPortTaken, s.Log())
+			}
+			return fmt.Errorf("redis-server on %s exited before answering: %v\n%s", s.Addr, err, s.Log())
+		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s not ready after 10s: %v\n%s", s.Addr, err, s.Log())
+			return fmt.Errorf("redis-server on %s not ready after 10s: %v\n%s", s.Addr, err, s.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

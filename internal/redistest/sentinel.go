@@ -74,18 +74,18 @@ func StartSentinel(t testing.TB, opts ...Option) *Sentinel {
 		MasterName: SentinelMasterName, Password: st.password, SentinelPassword: st.sentinelPassword,
 		TLS: st.clientTLS(t), PKI: st.pki, t: t,
 	}
-	master := startNode(t, st, freePort(t), nil, false)
+	master := startNode(t, st, nil, false)
 	s.Nodes = append(s.Nodes, master)
 	mhost, mport, _ := net.SplitHostPort(master.Addr)
 	for range 2 {
-		s.Nodes = append(s.Nodes, startNode(t, st, freePort(t), func(string) [][]string {
+		s.Nodes = append(s.Nodes, startNode(t, st, func(string) [][]string {
 			return [][]string{{"replicaof", mhost, mport}}
 		}, false))
 	}
 	var sync syncCheck
 	waitFor(t, time.Minute, "replicas in sync", func() string { return sync.poll(master, s.Nodes[1:]) })
 	for range 3 {
-		s.Sentinels = append(s.Sentinels, startNode(t, st, freePort(t), func(string) [][]string {
+		s.Sentinels = append(s.Sentinels, startNode(t, st, func(string) [][]string {
 			m := s.MasterName
 			d := [][]string{
 				{"sentinel", "monitor", m, mhost, mport, "2"},

@@ -14,33 +14,35 @@ import (
 // startNode starts one server of a topology from a config file in its own
 // temp dir. Restart (after Stop or a SIGKILL) reads the file again, with
 // whatever the server rewrote into it.
-func startNode(t testing.TB, st *settings, port int, extra func(dir string) [][]string, sentinel bool) *Server {
+// It picks a free port (and extra may pick more, e.g. a cluster bus port);
+// both are picked again when another process took one first (startFresh).
+func startNode(t testing.TB, st *settings, extra func(dir string) [][]string, sentinel bool) *Server {
 	t.Helper()
-	dir := t.TempDir()
-	var d [][]string
-	if sentinel {
-		d = st.sentinelDirectives(port, dir)
-	} else {
-		d = st.directives(port, dir)
-	}
-	if extra != nil {
-		d = append(d, extra(dir)...)
-	}
-	conf := filepath.Join(dir, "redis.conf")
-	writeConf(t, conf, d)
-	a := []string{Binary(t), conf}
-	pw := st.password
-	if sentinel {
-		a = append(a, "--sentinel")
-		pw = st.sentinelPassword
-	}
-	s := &Server{
-		Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: pw, Dir: dir, TLS: st.clientTLS(t), PKI: st.pki,
-		t: t, args: a,
-	}
-	s.start()
-	t.Cleanup(s.Stop)
-	return s
+	return startFresh(t, func() *Server {
+		port := freePort(t)
+		dir := t.TempDir()
+		var d [][]string
+		if sentinel {
+			d = st.sentinelDirectives(port, dir)
+		} else {
+			d = st.directives(port, dir)
+		}
+		if extra != nil {
+			d = append(d, extra(dir)...)
+		}
+		conf := filepath.Join(dir, "redis.conf")
+		writeConf(t, conf, d)
+		a := []string{Binary(t), conf}
+		pw := st.password
+		if sentinel {
+			a = append(a, "--sentinel")
+			pw = st.sentinelPassword
+		}
+		return &Server{
+			Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: pw, Dir: dir, TLS: st.clientTLS(t), PKI: st.pki,
+			t: t, args: a,
+		}
+	})
 }
 
 // Running reports whether the server process is up (not Stopped).
